@@ -1,0 +1,1 @@
+"""One subpackage per target: capabilities, renderer table, runtime adapter."""

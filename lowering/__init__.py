@@ -1,0 +1,1 @@
+"""Passes from VM IR to thread IR (target-neutral: they read a target-capability value)."""

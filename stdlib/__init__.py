@@ -1,0 +1,1 @@
+"""Kernels written in the tilevm language, with numpy references."""
