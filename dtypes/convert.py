@@ -94,14 +94,15 @@ def value_table(dt: DataType) -> np.ndarray:
     magnitude_bits = dt.exponent + dt.mantissa
     mag = codes & ((1 << magnitude_bits) - 1)
     field, man = mag >> dt.mantissa, mag & ((1 << dt.mantissa) - 1)
-    normal = np.ldexp((man + (1 << dt.mantissa)).astype(np.float64), field - dt.bias - dt.mantissa)
+    with np.errstate(over="ignore"):  # inf/NaN fields of wide-exponent types; replaced below
+        normal = np.ldexp((man + (1 << dt.mantissa)).astype(np.float64), field - dt.bias - dt.mantissa)
     subnormal = np.ldexp(man.astype(np.float64), 1 - dt.bias - dt.mantissa)
     values = np.where((field == 0) & dt.has_subnormals, subnormal, normal)
-    if dt.is_signed:
-        values = np.where(codes >> magnitude_bits, -values, values)
     if dt.inf_code is not None:
-        values[mag == dt.inf_code] = np.inf * np.where(codes[mag == dt.inf_code] >> magnitude_bits, -1, 1)
+        values[mag == dt.inf_code] = np.inf
     values[list(dt.nan_codes)] = np.nan
+    if dt.is_signed:  # the sign bit applies to NaN and zero too, as in ml_dtypes
+        values = np.where(codes >> magnitude_bits, -values, values)
     table = values.astype(dt.value_dtype)
     table.flags.writeable = False
     return table
@@ -190,11 +191,11 @@ def _encode_wide_float(dt: DataType, x: np.ndarray, overflow: str) -> np.ndarray
     x = x.astype(np.float64, copy=False)
     if overflow != "default":
         finite_max = float(dt.max)
+        # Overflow starts half an ulp above the largest value (a tie rounds up: its mantissa is
+        # odd); for f64 inputs that is exactly the infinities.
+        half_ulp = np.ldexp(1.0, (dt.max_code >> dt.mantissa) - dt.bias - dt.mantissa - 1)
         with np.errstate(invalid="ignore"):
-            bad = np.abs(x) > finite_max
-        if dt.bits == 32:
-            # values that round down to the largest f32 are in range, not overflow
-            bad &= np.abs(x) >= finite_max + float(np.spacing(np.float32(finite_max))) / 2
+            bad = np.abs(x) >= finite_max + half_ulp if dt.bits == 32 else np.isinf(x)
         if overflow == "error" and bad.any():
             raise _overflow_error(dt, x, bad)
         x = np.where(bad, np.copysign(finite_max, x), x)

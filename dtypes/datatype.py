@@ -226,9 +226,10 @@ class DataType:
 
     @property
     def eps(self) -> float:
-        """Distance from 1.0 to the next larger value."""
+        """Distance from 1.0 to the next larger value: ``2**-mantissa``, or the subnormal
+        spacing in types so narrow (bias < 1) that 1.0 is subnormal."""
         self._require_float("eps")
-        return math.ldexp(1.0, -self.mantissa)
+        return math.ldexp(1.0, max(0, self.min_exponent) - self.mantissa)
 
     @property
     def smallest_normal(self) -> float:
@@ -328,7 +329,15 @@ def float_type(
     if bias is None:
         bias = _default_bias(exponent, variant)
     dt = DataType("float", bits, exponent, mantissa, int(bias), variant)
-    if dt.max_code < 0 or not _fits(dt, 11, 52):
+    if dt.max_code <= 0:
+        raise DtypeError(
+            f"float {dt.name} has no finite value but zero",
+            expected="a split with at least one finite non-zero value",
+            found=f"e{exponent}m{mantissa}{variant}: its only exponent field is infinity/NaN",
+            hint="add a mantissa bit or use the 'fn' convention",
+            code="dtype-width",
+        )
+    if not _fits(dt, 11, 52):
         raise DtypeError(
             f"float {dt.name} has a range that float64 cannot hold exactly",
             expected="an exponent range inside float64's (2**-1074 .. 2**1023)",
