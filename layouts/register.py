@@ -24,7 +24,7 @@ from tilevm.layouts.printing import expression, grid
 class RegisterLayout:
     """A register layout in normal form. Build one with ``local``, ``spatial``, ... and ``*``."""
 
-    __slots__ = ("_key", "_hash")
+    __slots__ = ("_key", "_hash", "_counts")
 
     def __init__(
         self,
@@ -34,16 +34,22 @@ class RegisterLayout:
         local: Sequence[int],
     ) -> None:
         _validate(shape, modes, spatial, local)
-        table = ModeTable.build(shape, modes, spatial, local)
-        self._key: Canonical = table.canonical()
-        self._hash = hash(self._key)
+        self._set(ModeTable.build(shape, modes, spatial, local).canonical())
 
     @classmethod
     def _from_table(cls, table: ModeTable) -> RegisterLayout:
         layout = cls.__new__(cls)
-        layout._key = table.canonical()
-        layout._hash = hash(layout._key)
+        layout._set(table.canonical())
         return layout
+
+    def _set(self, key: Canonical) -> None:
+        self._key = key
+        self._hash = hash(key)
+        sizes = [s for dim in key[1] for s in dim]
+        threads = int(np.prod([-e if e < 0 else sizes[e] for e in key[2]], dtype=np.int64))
+        slots = int(np.prod([sizes[e] for e in key[3]], dtype=np.int64))
+        replicas = int(np.prod([-e for e in key[2] if e < 0], dtype=np.int64))
+        self._counts = (threads, slots, replicas)
 
     def _table(self) -> ModeTable:
         return ModeTable.build(*self._key)
@@ -81,19 +87,17 @@ class RegisterLayout:
 
     @property
     def num_threads(self) -> int:
-        sizes = self.mode_sizes
-        return int(np.prod([-e if e < 0 else sizes[e] for e in self.spatial_modes], dtype=np.int64))
+        return self._counts[0]
 
     @property
     def local_size(self) -> int:
         """Slots (registers' worth of elements) each thread holds."""
-        sizes = self.mode_sizes
-        return int(np.prod([sizes[e] for e in self.local_modes], dtype=np.int64))
+        return self._counts[1]
 
     @property
     def replication(self) -> int:
         """How many (thread, slot) pairs hold each element."""
-        return int(np.prod([-e for e in self.spatial_modes if e < 0], dtype=np.int64))
+        return self._counts[2]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RegisterLayout) and self._key == other._key
@@ -237,7 +241,7 @@ def replicate(count: int, rank: int = 1) -> RegisterLayout:
             found=repr(count),
             code="layout-args",
         )
-    return RegisterLayout((1,) * rank, [(1,)] * rank, (-int(count),) if count > 1 else (), ())
+    return RegisterLayout((1,) * rank, [()] * rank, (-int(count),) if count > 1 else (), ())
 
 
 def compose(f: RegisterLayout, g: RegisterLayout) -> RegisterLayout:
