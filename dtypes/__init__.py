@@ -18,10 +18,16 @@ from tilevm.dtypes.errors import (
 )
 from tilevm.dtypes.interop import (
     as_dtype as dtype,
+)
+from tilevm.dtypes.interop import (
     from_numpy,
     from_torch,
     ml_dtypes_name,
+)
+from tilevm.dtypes.interop import (
     numpy_dtype as to_numpy,
+)
+from tilevm.dtypes.interop import (
     torch_dtype as to_torch,
 )
 from tilevm.dtypes.packing import pack, pack_codes, unpack, unpack_codes

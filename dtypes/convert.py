@@ -23,11 +23,10 @@ before encoding to a float type. Work is done in chunks of vectorized numpy code
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from tilevm.dtypes.errors import DtypeError
 
 if TYPE_CHECKING:  # DataType's methods call into this module
@@ -87,7 +86,7 @@ def check_codes(dt: DataType, bits: object) -> np.ndarray:
     return arr.astype(dt.storage, copy=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def value_table(dt: DataType) -> np.ndarray:
     """The value of every bit pattern of a float type of up to 16 bits (read-only)."""
     codes = np.arange(1 << dt.bits, dtype=np.int64)
@@ -95,7 +94,9 @@ def value_table(dt: DataType) -> np.ndarray:
     mag = codes & ((1 << magnitude_bits) - 1)
     field, man = mag >> dt.mantissa, mag & ((1 << dt.mantissa) - 1)
     with np.errstate(over="ignore"):  # inf/NaN fields of wide-exponent types; replaced below
-        normal = np.ldexp((man + (1 << dt.mantissa)).astype(np.float64), field - dt.bias - dt.mantissa)
+        normal = np.ldexp(
+            (man + (1 << dt.mantissa)).astype(np.float64), field - dt.bias - dt.mantissa
+        )
     subnormal = np.ldexp(man.astype(np.float64), 1 - dt.bias - dt.mantissa)
     values = np.where((field == 0) & dt.has_subnormals, subnormal, normal)
     if dt.inf_code is not None:
@@ -183,7 +184,9 @@ def _encode_int(dt: DataType, x: np.ndarray, overflow: str) -> np.ndarray:
             return (x.astype(np.uint64) & np.uint64(mask)).astype(dt.storage)
         if overflow == "error" and bad.any():
             raise _overflow_error(dt, x, bad)
-        ints = np.clip(x, max(dt.min, int(np.iinfo(x.dtype).min)), min(dt.max, int(np.iinfo(x.dtype).max)))
+        ints = np.clip(
+            x, max(dt.min, int(np.iinfo(x.dtype).min)), min(dt.max, int(np.iinfo(x.dtype).max))
+        )
     return (ints.astype(np.uint64) & np.uint64(mask)).astype(dt.storage)
 
 

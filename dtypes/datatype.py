@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-
 from tilevm.dtypes import convert
 from tilevm.dtypes.errors import DtypeError
 
@@ -167,7 +166,7 @@ class DataType:
 
     @cached_property
     def nan_code(self) -> int | None:
-        """The pattern ``encode`` writes for a positive NaN (a quiet NaN where there is a choice)."""
+        """The pattern ``encode`` writes for +NaN (a quiet NaN where there is a choice)."""
         if not self.nan_codes:
             return None
         if self.variant == "" and self.mantissa > 0:
@@ -238,7 +237,7 @@ class DataType:
 
     @property
     def smallest_subnormal(self) -> float:
-        """The smallest positive value (equal to ``smallest_normal`` where there are no subnormals)."""
+        """The smallest positive value (``smallest_normal`` where there are no subnormals)."""
         self._require_float("smallest_subnormal")
         if not self.has_subnormals or self.mantissa == 0:
             return self.smallest_normal
@@ -396,7 +395,8 @@ def parse(name: str) -> DataType:
         return dt
     raise DtypeError(
         f"unknown dtype name {name!r}",
-        expected="i1..i64, u1..u64, f16, bf16, f32, f64, or f<bits>e<exp>m<man>[b<bias>][fn|fnuz|fnu]",
+        expected="i1..i64, u1..u64, f16, bf16, f32, f64, "
+        "or f<bits>e<exp>m<man>[b<bias>][fn|fnuz|fnu]",
         found=repr(name),
         hint="for example 'i3', 'u5', 'f6e3m2fn', 'f8e4m3fn', 'f4e2m1fn'",
         code="dtype-name",

@@ -11,7 +11,6 @@ import sys
 
 import ml_dtypes
 import numpy as np
-
 from tilevm.dtypes.datatype import DataType, parse
 from tilevm.dtypes.errors import DtypeError, TilevmTypeError
 
@@ -33,7 +32,11 @@ def ml_dtypes_name(dt: DataType) -> str:
 def numpy_dtype(dt: DataType) -> np.dtype | None:
     """The numpy or ml_dtypes type with the same meaning as ``dt``, or None if neither has one."""
     name = ml_dtypes_name(dt)
-    if dt.bits in (8, 16, 32, 64) and dt.kind != "float" or name in ("float16", "float32", "float64"):
+    if (
+        dt.bits in (8, 16, 32, 64)
+        and dt.kind != "float"
+        or name in ("float16", "float32", "float64")
+    ):
         return np.dtype(name)
     found = getattr(ml_dtypes, name, None)
     return np.dtype(found) if found is not None else None

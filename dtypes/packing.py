@@ -15,7 +15,6 @@ Widths below 8 pack eight elements (``b`` bytes) per step as one little-endian 6
 from __future__ import annotations
 
 import numpy as np
-
 from tilevm.dtypes.convert import _CHUNK, check_codes, decode, encode
 from tilevm.dtypes.datatype import DataType
 from tilevm.dtypes.errors import DtypeError
@@ -94,7 +93,9 @@ def _unpack_bitmatrix(data: np.ndarray, bits: int, count: int) -> np.ndarray:
 # ----- public API -----------------------------------------------------------------------------
 
 
-def pack(values: object, dt: DataType, *, bits: bool | None = None, overflow: str = "default") -> np.ndarray:
+def pack(
+    values: object, dt: DataType, *, bits: bool | None = None, overflow: str = "default"
+) -> np.ndarray:
     """Encode (unless given bit patterns) and bit-pack ``values`` into a flat ``uint8`` buffer.
 
     ``bits=None`` decides from the input: float arrays are values; integer arrays are values for
@@ -113,12 +114,18 @@ def pack(values: object, dt: DataType, *, bits: bool | None = None, overflow: st
     return pack_codes(codes, dt.bits)
 
 
-def unpack(buffer: object, dt: DataType, shape: int | tuple[int, ...], *, bits: bool = False) -> np.ndarray:
+def unpack(
+    buffer: object, dt: DataType, shape: int | tuple[int, ...], *, bits: bool = False
+) -> np.ndarray:
     """Read ``prod(shape)`` elements of ``dt`` from a packed buffer: values, or patterns if
     ``bits=True``."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     count = int(np.prod(shape, dtype=np.int64))
-    data = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, (bytes, bytearray, memoryview)) else np.asarray(buffer)
+    data = (
+        np.frombuffer(buffer, dtype=np.uint8)
+        if isinstance(buffer, (bytes, bytearray, memoryview))
+        else np.asarray(buffer)
+    )
     if data.dtype != np.uint8:
         raise DtypeError(
             "a packed buffer must be an array of uint8",
@@ -140,7 +147,9 @@ def unpack(buffer: object, dt: DataType, shape: int | tuple[int, ...], *, bits: 
 
 
 def _is_ml_twin(arr: np.ndarray, dt: DataType) -> bool:
-    return arr.dtype.type.__module__.startswith("ml_dtypes") and arr.dtype.name == ml_dtypes_name(dt)
+    return arr.dtype.type.__module__.startswith("ml_dtypes") and arr.dtype.name == ml_dtypes_name(
+        dt
+    )
 
 
 def _looks_like_patterns(arr: np.ndarray, dt: DataType) -> bool:

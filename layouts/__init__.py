@@ -1,11 +1,11 @@
 """tilevm layouts: register layouts and their algebra, shared-memory layouts, hardware atoms.
 
-    >>> from tilevm.layouts import local, spatial
-    >>> f = local(2, 1).spatial(4, 8)       # 8x8 tile, 32 threads, 2 slots each
-    >>> f(5, 1)                             # thread 5, slot 1 -> index
-    (4, 5)
-    >>> (f / spatial(4, 8)) == local(2, 1)
-    True
+>>> from tilevm.layouts import local, spatial
+>>> f = local(2, 1).spatial(4, 8)       # 8x8 tile, 32 threads, 2 slots each
+>>> f(5, 1)                             # thread 5, slot 1 -> index
+(4, 5)
+>>> (f / spatial(4, 8)) == local(2, 1)
+True
 """
 
 from __future__ import annotations

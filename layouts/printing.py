@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-
 from tilevm.layouts.modes import Canonical, ModeTable
 
 
@@ -73,7 +72,8 @@ def _peel_replication(table: ModeTable) -> str | None:
 
 
 def grid(shape: tuple[int, ...], indices: np.ndarray, max_owners: int = 4) -> str:
-    """The tile as rows of cells ``t<thread>:<slot>``; 3-D and up print one grid per leading index."""
+    """The tile as rows of cells ``t<thread>:<slot>``; ranks above 2 print a grid per leading
+    index."""
     owners: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
     threads, slots = indices.shape[:2]
     for t in range(threads):
@@ -99,7 +99,10 @@ def grid(shape: tuple[int, ...], indices: np.ndarray, max_owners: int = 4) -> st
         width = max(len(x) for row in table for x in row + [str(cols - 1)])
         label = len(str(rows - 1))
         lines = [" " * label + " " + " ".join(str(c).rjust(width) for c in range(cols))]
-        lines += [str(r).rjust(label) + " " + " ".join(x.rjust(width) for x in row) for r, row in enumerate(table)]
+        lines += [
+            str(r).rjust(label) + " " + " ".join(x.rjust(width) for x in row)
+            for r, row in enumerate(table)
+        ]
         title = f"[{', '.join(map(str, lead))}, :, :]\n" if lead else ""
         blocks.append(title + "\n".join(lines))
     return "\n\n".join(blocks)

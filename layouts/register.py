@@ -15,7 +15,6 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
-
 from tilevm.layouts.errors import LayoutDivisionError, LayoutError
 from tilevm.layouts.modes import Canonical, CutError, ModeTable
 from tilevm.layouts.printing import expression, grid
@@ -112,7 +111,12 @@ class RegisterLayout:
     def __call__(self, thread, slot):
         """The logical index held by ``thread`` in ``slot`` (ints, or numpy arrays broadcast)."""
         t, s = np.asarray(thread), np.asarray(slot)
-        if (t < 0).any() or (t >= self.num_threads).any() or (s < 0).any() or (s >= self.local_size).any():
+        if (
+            (t < 0).any()
+            or (t >= self.num_threads).any()
+            or (s < 0).any()
+            or (s >= self.local_size).any()
+        ):
             raise LayoutError(
                 "thread or slot out of range",
                 expected=f"0 <= thread < {self.num_threads} and 0 <= slot < {self.local_size}",
@@ -147,8 +151,10 @@ class RegisterLayout:
         """The whole map as an array ``[num_threads, local_size, rank]``."""
         t = np.arange(self.num_threads).reshape(-1, 1)
         s = np.arange(self.local_size).reshape(1, -1)
-        return np.stack(np.broadcast_arrays(*self._map(t, s)), axis=-1) if self.rank else np.zeros(
-            (self.num_threads, self.local_size, 0), dtype=np.int64
+        return (
+            np.stack(np.broadcast_arrays(*self._map(t, s)), axis=-1)
+            if self.rank
+            else np.zeros((self.num_threads, self.local_size, 0), dtype=np.int64)
         )
 
     def owners(self, index: Sequence[int]) -> list[tuple[int, int]]:
@@ -381,7 +387,10 @@ def _check_same_rank(a: RegisterLayout, b: RegisterLayout, op: str) -> None:
 
 
 def _validate(
-    shape: Sequence[int], modes: Sequence[Sequence[int]], spatial: Sequence[int], local: Sequence[int]
+    shape: Sequence[int],
+    modes: Sequence[Sequence[int]],
+    spatial: Sequence[int],
+    local: Sequence[int],
 ) -> None:
     def fail(message: str, expected: str, found: str) -> LayoutError:
         return LayoutError(message, expected=expected, found=found, code="layout-args")
@@ -390,8 +399,15 @@ def _validate(
     if len(modes) != len(shape):
         raise fail("one list of modes per dimension", f"{len(shape)} lists", f"{len(modes)}")
     for d, (n, dim) in enumerate(zip(shape, modes)):
-        if any(not isinstance(s, (int, np.integer)) or s < 1 for s in dim) or int(np.prod(dim)) != n:
-            raise fail(f"modes of dimension {d} must multiply to {n}", f"positive factors of {n}", str(list(dim)))
+        if (
+            any(not isinstance(s, (int, np.integer)) or s < 1 for s in dim)
+            or int(np.prod(dim)) != n
+        ):
+            raise fail(
+                f"modes of dimension {d} must multiply to {n}",
+                f"positive factors of {n}",
+                str(list(dim)),
+            )
     count = sum(len(dim) for dim in modes)
     ids = [e for e in spatial if e >= 0] + list(local)
     if sorted(ids) != list(range(count)):
@@ -400,4 +416,3 @@ def _validate(
             f"the ids 0..{count - 1} once each",
             f"spatial={list(spatial)}, local={list(local)}",
         )
-

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from tilevm.layouts.errors import LayoutError
 
 
@@ -100,7 +99,11 @@ class SharedLayout:
 
     def __repr__(self) -> str:
         text = f"shared_layout({list(self.shape)}, strides={list(self.strides)})"
-        return text + (f".swizzled({self.swizzle.bits}, {self.swizzle.base}, {self.swizzle.shift})" if self.swizzle else "")
+        return text + (
+            f".swizzled({self.swizzle.bits}, {self.swizzle.base}, {self.swizzle.shift})"
+            if self.swizzle
+            else ""
+        )
 
     def table(self) -> str:
         """The offsets as a grid (2-D layouts; others are shown flattened to rows)."""
@@ -119,10 +122,17 @@ def shared_layout(
     """A shared layout with the given strides, or compact row- (``order='row'``) or column-major."""
     shape = tuple(int(n) for n in shape)
     if not shape or any(n < 1 for n in shape):
-        raise LayoutError("bad shared layout shape", expected="positive ints", found=str(list(shape)), code="layout-args")
+        raise LayoutError(
+            "bad shared layout shape",
+            expected="positive ints",
+            found=str(list(shape)),
+            code="layout-args",
+        )
     if strides is None:
         if order not in ("row", "column"):
-            raise LayoutError("unknown order", expected="'row' or 'column'", found=repr(order), code="layout-args")
+            raise LayoutError(
+                "unknown order", expected="'row' or 'column'", found=repr(order), code="layout-args"
+            )
         dims = range(len(shape) - 1, -1, -1) if order == "row" else range(len(shape))
         computed = [0] * len(shape)
         step = 1

@@ -7,6 +7,7 @@ The data types of ``tilevm.dtypes`` are re-exported here (``tv.dtype``, ``tv.i3`
 from __future__ import annotations
 
 from tilevm import dtypes, layouts
+from tilevm.dtypes import _NAMED as _DTYPE_NAMES
 from tilevm.dtypes import (
     DataType,
     DtypeError,
@@ -20,7 +21,6 @@ from tilevm.dtypes import (
     pack,
     unpack,
 )
-from tilevm.dtypes import _NAMED as _DTYPE_NAMES
 from tilevm.layouts import LayoutDivisionError, LayoutError
 
 __version__ = "0.1.0"

@@ -26,7 +26,9 @@ def test_decode_matches_ml_dtypes_on_every_pattern(np_type: np.dtype) -> None:
     assert np.array_equal(np.signbit(theirs), np.signbit(ours))
 
 
-@pytest.mark.parametrize("np_type", [t for t in ml_types() if t.kind == "V" and "int" not in t.name], ids=str)
+@pytest.mark.parametrize(
+    "np_type", [t for t in ml_types() if t.kind == "V" and "int" not in t.name], ids=str
+)
 def test_encode_matches_ml_dtypes_at_every_rounding_boundary(np_type: np.dtype) -> None:
     dt = tv.dtype(np_type)
     x = np.concatenate([boundary_inputs(dt), np.array([np.inf, -np.inf, 0.0, -0.0], np.float32)])
@@ -41,11 +43,19 @@ def test_encode_matches_ml_dtypes_at_every_rounding_boundary(np_type: np.dtype) 
 
 
 def test_f16_bf16_f32_match_numpy_and_ml_dtypes(rng: np.random.Generator) -> None:
-    x = np.concatenate([rng.standard_normal(100_000) * 10.0 ** rng.integers(-40, 40, 100_000), [np.inf, -np.inf, 0.0, -0.0, 7e4, 1e39]])
+    x = np.concatenate(
+        [
+            rng.standard_normal(100_000) * 10.0 ** rng.integers(-40, 40, 100_000),
+            [np.inf, -np.inf, 0.0, -0.0, 7e4, 1e39],
+        ]
+    )
     assert np.array_equal(tv.f16.encode(x), x.astype(np.float16).view(np.uint16))
     import ml_dtypes
 
-    assert np.array_equal(tv.bf16.encode(x.astype(np.float32)), x.astype(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16))
+    assert np.array_equal(
+        tv.bf16.encode(x.astype(np.float32)),
+        x.astype(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16),
+    )
     with np.errstate(over="ignore"):
         assert np.array_equal(tv.f32.encode(x), x.astype(np.float32).view(np.uint32))
     assert np.array_equal(tv.f64.decode(tv.f64.encode(x)), x)
@@ -109,10 +119,17 @@ def test_integers_round_to_nearest_even_and_saturate(rng: np.random.Generator) -
 
 
 def test_integer_overflow_policies() -> None:
-    assert tv.i4.decode(tv.i4.encode(np.array([9, -9, 7, -8]), overflow="wrap")).tolist() == [-7, 7, 7, -8]
+    assert tv.i4.decode(tv.i4.encode(np.array([9, -9, 7, -8]), overflow="wrap")).tolist() == [
+        -7,
+        7,
+        7,
+        -8,
+    ]
     assert tv.u3.decode(tv.u3.encode(np.array([9.0, -1.0]), overflow="wrap")).tolist() == [1, 7]
     assert tv.i4.decode(tv.i4.encode(np.array([100, -100]))).tolist() == [7, -8]
-    assert tv.u64.decode(tv.u64.encode(np.array([2**64 - 1], dtype=np.uint64))).tolist() == [2**64 - 1]
+    assert tv.u64.decode(tv.u64.encode(np.array([2**64 - 1], dtype=np.uint64))).tolist() == [
+        2**64 - 1
+    ]
     assert tv.i64.decode(tv.i64.encode(np.array([-(2**63)]))).tolist() == [-(2**63)]
     assert tv.u64.decode(tv.u64.encode(np.array([1e30, -5.0]))).tolist() == [2**64 - 1, 0]
     with pytest.raises(tv.DtypeError, match="out of range"):

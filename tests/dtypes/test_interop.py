@@ -18,7 +18,9 @@ def test_every_ml_dtypes_type_maps_both_ways(np_type: np.dtype) -> None:
     assert tv.dtype(np_type.name) == dt
 
 
-@pytest.mark.parametrize("name", ["int8", "uint16", "int32", "uint64", "float16", "float32", "float64"])
+@pytest.mark.parametrize(
+    "name", ["int8", "uint16", "int32", "uint64", "float16", "float32", "float64"]
+)
 def test_numpy_builtin_types_map_both_ways(name: str) -> None:
     dt = tv.dtype(np.dtype(name))
     assert tv.dtypes.to_numpy(dt) == np.dtype(name)
@@ -40,7 +42,11 @@ def torch_scalar_types() -> list[torch.dtype]:
 @pytest.mark.parametrize("torch_type", torch_scalar_types(), ids=str)
 def test_torch_types_map_where_torch_has_one(torch_type: torch.dtype) -> None:
     name = str(torch_type).removeprefix("torch.")
-    if torch_type.is_complex or name in ("float4_e2m1fn_x2", "bool") or name.startswith(("q", "bits")):
+    if (
+        torch_type.is_complex
+        or name in ("float4_e2m1fn_x2", "bool")
+        or name.startswith(("q", "bits"))
+    ):
         if name == "bool":
             assert tv.dtype(torch_type) == tv.u1
         else:
@@ -62,5 +68,10 @@ def test_torch_tensor_bits_agree_with_encode(rng: np.random.Generator) -> None:
     x = rng.standard_normal(1000).astype(np.float32) * 100
     for torch_type in (torch.float8_e4m3fn, torch.float8_e5m2, torch.bfloat16, torch.float16):
         dt = tv.dtype(torch_type)
-        theirs = torch.from_numpy(x).to(torch_type).view(torch.uint8 if dt.bits == 8 else torch.int16).numpy()
+        theirs = (
+            torch.from_numpy(x)
+            .to(torch_type)
+            .view(torch.uint8 if dt.bits == 8 else torch.int16)
+            .numpy()
+        )
         assert np.array_equal(theirs.view(dt.storage), dt.encode(x))

@@ -7,9 +7,9 @@ import time
 import ml_dtypes
 import numpy as np
 import pytest
+from tilevm.dtypes import pack_codes, unpack_codes
 
 import tilevm as tv
-from tilevm.dtypes import pack_codes, unpack_codes
 
 
 def slow_pack(codes: list[int], bits: int) -> bytes:
@@ -34,7 +34,23 @@ def test_three_bit_example_by_hand() -> None:
     assert tv.pack(np.array([5, 3, 6]), tv.u3).tolist() == [0b10011101, 0b1]
 
 
-@pytest.mark.parametrize("name", ["i3", "u5", "i1", "u7", "f6e3m2fn", "f4e2m1fn", "f3e1m1", "f5e2m2", "i12", "f16", "bf16", "i33"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "i3",
+        "u5",
+        "i1",
+        "u7",
+        "f6e3m2fn",
+        "f4e2m1fn",
+        "f3e1m1",
+        "f5e2m2",
+        "i12",
+        "f16",
+        "bf16",
+        "i33",
+    ],
+)
 def test_values_round_trip_through_pack_and_unpack(name: str, rng: np.random.Generator) -> None:
     dt = tv.dtype(name)
     shape = (37, 11)
@@ -59,7 +75,9 @@ def test_pack_rejects_ambiguous_and_out_of_range_input() -> None:
     with pytest.raises(tv.DtypeError, match="ambiguous") as info:
         tv.pack(np.array([1, 2, 3]), tv.f4e2m1fn)
     assert "bits=True" in info.value.hint
-    assert tv.unpack(tv.pack(np.array([1, 2, 3]), tv.f4e2m1fn, bits=True), tv.f4e2m1fn, 3, bits=True).tolist() == [1, 2, 3]
+    assert tv.unpack(
+        tv.pack(np.array([1, 2, 3]), tv.f4e2m1fn, bits=True), tv.f4e2m1fn, 3, bits=True
+    ).tolist() == [1, 2, 3]
     with pytest.raises(tv.DtypeError, match="does not fit"):
         tv.pack(np.array([16]), tv.u4, bits=True)
     with pytest.raises(tv.DtypeError, match="too small"):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from tilevm.layouts import (
     RegisterLayout,
     column_local,
@@ -18,7 +17,9 @@ from tilevm.layouts import (
 PRIMITIVES = (local, spatial, column_local, column_spatial)
 
 
-def random_primitive_product(rng: np.random.Generator, rank: int, factors: int = 3) -> RegisterLayout:
+def random_primitive_product(
+    rng: np.random.Generator, rank: int, factors: int = 3
+) -> RegisterLayout:
     layout = local(*([1] * rank))
     for _ in range(factors):
         if rng.random() < 0.15:
@@ -32,7 +33,9 @@ def random_primitive_product(rng: np.random.Generator, rank: int, factors: int =
 def random_mode_table(rng: np.random.Generator, rank: int) -> RegisterLayout:
     """Split each dimension into 1-3 random factors and deal all modes, plus maybe a replication
     factor, into the spatial and local lists in random order."""
-    modes = [[int(n) for n in rng.choice([1, 2, 2, 3, 4], int(rng.integers(1, 4)))] for _ in range(rank)]
+    modes = [
+        [int(n) for n in rng.choice([1, 2, 2, 3, 4], int(rng.integers(1, 4)))] for _ in range(rank)
+    ]
     count = sum(len(m) for m in modes)
     ids = [int(i) for i in rng.permutation(count)]
     cut = int(rng.integers(0, count + 1))
@@ -43,7 +46,9 @@ def random_mode_table(rng: np.random.Generator, rank: int) -> RegisterLayout:
     return register_layout(shape, modes, spatial_ids, local_ids)
 
 
-def random_layout(rng: np.random.Generator, rank: int | None = None, limit: int = 512) -> RegisterLayout:
+def random_layout(
+    rng: np.random.Generator, rank: int | None = None, limit: int = 512
+) -> RegisterLayout:
     """A random layout with at most ``limit`` (thread, slot) pairs, so products of three stay
     small enough to enumerate."""
     rank = int(rng.integers(1, 4)) if rank is None else rank

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 import tilevm.layouts as tl
 from tilevm.layouts.atoms import MMA_M16N8K16_BF16, MMA_M16N8K16_F16, ldmatrix
 
@@ -27,7 +26,9 @@ def ptx_m16n8k16_c(lane: int, i: int) -> tuple[int, int]:
     return row, tig * 2 + (i & 1)
 
 
-@pytest.mark.parametrize("atom", [MMA_M16N8K16_F16, MMA_M16N8K16_BF16], ids=lambda a: a.input_dtypes[0])
+@pytest.mark.parametrize(
+    "atom", [MMA_M16N8K16_F16, MMA_M16N8K16_BF16], ids=lambda a: a.input_dtypes[0]
+)
 def test_mma_m16n8k16_fragments_match_the_ptx_isa(atom: tl.atoms.MmaAtom) -> None:
     for operand, formula, shape, slots in (
         (atom.a, ptx_m16n8k16_a, (16, 16), 8),

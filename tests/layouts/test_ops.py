@@ -4,34 +4,42 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import tilevm.layouts as tl
-from tests.layouts.generate import random_layout
 from tilevm.layouts import concat, flatten, local, permute, reduce, reshape, spatial
+
+from tests.layouts.generate import random_layout
 
 TRIALS = 200
 
 
 def held_by_thread(layout: tl.RegisterLayout) -> list[set[tuple[int, ...]]]:
     m = layout.indices()
-    return [{tuple(int(x) for x in m[t, i]) for i in range(layout.local_size)} for t in range(layout.num_threads)]
+    return [
+        {tuple(int(x) for x in m[t, i]) for i in range(layout.local_size)}
+        for t in range(layout.num_threads)
+    ]
+
+
+def project(index: tuple[int, ...], dims: list[int], keepdims: bool) -> tuple[int, ...]:
+    """The coordinates of ``index`` that survive reducing over ``dims``."""
+    if keepdims:
+        return tuple(0 if d in dims else i for d, i in enumerate(index))
+    return tuple(i for d, i in enumerate(index) if d not in dims)
 
 
 def test_reduce_keeps_threads_and_drops_the_reduced_coordinates(rng: np.random.Generator) -> None:
     for _ in range(TRIALS):
         layout = random_layout(rng, int(rng.integers(2, 4)))
-        dims = sorted(int(d) for d in rng.choice(layout.rank, int(rng.integers(1, layout.rank)), replace=False))
+        dims = sorted(
+            int(d)
+            for d in rng.choice(layout.rank, int(rng.integers(1, layout.rank)), replace=False)
+        )
         for keepdims in (False, True):
             reduced = reduce(layout, dims, keepdims=keepdims)
             assert reduced.num_threads == layout.num_threads
-            keep = [d for d in range(layout.rank) if d not in dims]
-
-            def project(index: tuple[int, ...], keep: list[int] = keep, keepdims: bool = keepdims) -> tuple[int, ...]:
-                if keepdims:
-                    return tuple(0 if d in dims else index[d] for d in range(len(index)))
-                return tuple(index[d] for d in keep)
-
-            expected = [{project(ix) for ix in held} for held in held_by_thread(layout)]
+            expected = [
+                {project(ix, dims, keepdims) for ix in held} for held in held_by_thread(layout)
+            ]
             assert held_by_thread(reduced) == expected
             # no slot holds the same element twice
             assert reduced.local_size == len(expected[0])
@@ -72,7 +80,9 @@ def test_reshape_keeps_the_row_major_flat_index(rng: np.random.Generator) -> Non
         divisors = [d for d in range(1, size + 1) if size % d == 0]
         a = int(rng.choice(divisors))
         new_shape = [a, size // a]
-        flat_before = np.ravel_multi_index(tuple(np.moveaxis(layout.indices(), -1, 0)), layout.shape)
+        flat_before = np.ravel_multi_index(
+            tuple(np.moveaxis(layout.indices(), -1, 0)), layout.shape
+        )
         try:
             reshaped = reshape(layout, new_shape)
         except tl.LayoutError:
@@ -95,13 +105,19 @@ def test_reshape_errors_name_the_problem() -> None:
 
 def test_concat_places_the_layouts_side_by_side(rng: np.random.Generator) -> None:
     for _ in range(TRIALS):
-        a, b = random_layout(rng, int(rng.integers(1, 3)), 64), random_layout(rng, int(rng.integers(1, 3)), 64)
+        a, b = (
+            random_layout(rng, int(rng.integers(1, 3)), 64),
+            random_layout(rng, int(rng.integers(1, 3)), 64),
+        )
         c = concat(a, b)
         assert c.shape == a.shape + b.shape
         t = np.arange(c.num_threads).reshape(-1, 1)
         i = np.arange(c.local_size).reshape(1, -1)
         expected = np.concatenate(
-            [a.indices()[t // b.num_threads, i // b.local_size], b.indices()[t % b.num_threads, i % b.local_size]],
+            [
+                a.indices()[t // b.num_threads, i // b.local_size],
+                b.indices()[t % b.num_threads, i % b.local_size],
+            ],
             axis=-1,
         )
         assert np.array_equal(c.indices(), expected)

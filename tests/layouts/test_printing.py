@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
 import tilevm.layouts as tl
-from tests.layouts.generate import random_layout
 from tilevm.layouts import column_local, local, spatial
+
+from tests.layouts.generate import random_layout
 
 NAMESPACE = {name: getattr(tl, name) for name in tl.__all__}
 
@@ -21,7 +21,10 @@ def test_expressions_rebuild_the_layout(rng: np.random.Generator) -> None:
 def test_equal_layouts_print_alike() -> None:
     assert repr(local(2, 1) * spatial(4, 8)) == "local(2, 1).spatial(4, 8)"
     assert repr(spatial(2, 1) * spatial(2, 8)) == "spatial(4, 8)"
-    assert repr(column_local(2, 2).spatial(8, 4).local(1, 2)) == "column_local(2, 2).spatial(8, 4).local(1, 2)"
+    assert (
+        repr(column_local(2, 2).spatial(8, 4).local(1, 2))
+        == "column_local(2, 2).spatial(8, 4).local(1, 2)"
+    )
     assert repr(tl.replicate(2, 2) * spatial(4, 8)) == "replicate(2, rank=2).spatial(4, 8)"
     odd = tl.register_layout([4, 4], [[2, 2], [2, 2]], [1, 2], [3, 0])
     assert repr(odd).startswith("register_layout(")

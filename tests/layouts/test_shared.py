@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import tilevm.layouts as tl
 
 
@@ -18,7 +17,9 @@ def test_row_and_column_major_offsets() -> None:
     assert np.array_equal(row.offsets(), np.arange(15).reshape(3, 5))
 
 
-@pytest.mark.parametrize(("bits", "base", "shift"), [(1, 0, 1), (2, 1, 3), (3, 3, 3), (3, 4, 3), (2, 0, 5)])
+@pytest.mark.parametrize(
+    ("bits", "base", "shift"), [(1, 0, 1), (2, 1, 3), (3, 3, 3), (3, 4, 3), (2, 0, 5)]
+)
 def test_swizzle_is_a_permutation_of_each_aligned_block(bits: int, base: int, shift: int) -> None:
     sw = tl.swizzle(bits, base, shift)
     block = 1 << (bits + base + shift)
