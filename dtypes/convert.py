@@ -27,6 +27,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from tilevm.dtypes.errors import DtypeError
 
 if TYPE_CHECKING:  # DataType's methods call into this module

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
 from tilevm.dtypes import convert
 from tilevm.dtypes.errors import DtypeError
 

@@ -11,6 +11,7 @@ import sys
 
 import ml_dtypes
 import numpy as np
+
 from tilevm.dtypes.datatype import DataType, parse
 from tilevm.dtypes.errors import DtypeError, TilevmTypeError
 

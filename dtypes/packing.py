@@ -15,6 +15,7 @@ Widths below 8 pack eight elements (``b`` bytes) per step as one little-endian 6
 from __future__ import annotations
 
 import numpy as np
+
 from tilevm.dtypes.convert import _CHUNK, check_codes, decode, encode
 from tilevm.dtypes.datatype import DataType
 from tilevm.dtypes.errors import DtypeError

@@ -16,7 +16,7 @@ threadID_in_group = lane % 4)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.register import RegisterLayout, primitive
@@ -64,16 +64,11 @@ MMA_M16N8K16_F16 = MmaAtom(
     b=_l(2, 1) * _cs(4, 8) * _l(2, 1),
     c=_l(2, 1) * _s(8, 4) * _l(1, 2),
 )
-MMA_M16N8K16_BF16 = MmaAtom(
+# bf16 uses the same fragments as f16; only the instruction's type suffixes differ.
+MMA_M16N8K16_BF16 = replace(
+    MMA_M16N8K16_F16,
     name="mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32",
-    m=16,
-    n=8,
-    k=16,
     input_dtypes=("bf16",),
-    acc_dtype="f32",
-    a=MMA_M16N8K16_F16.a,
-    b=MMA_M16N8K16_F16.b,
-    c=MMA_M16N8K16_F16.c,
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.modes import CutError, ModeTable
 from tilevm.layouts.register import RegisterLayout, _check_shape

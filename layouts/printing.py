@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+
 from tilevm.layouts.modes import Canonical, ModeTable
 
 

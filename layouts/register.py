@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+
 from tilevm.layouts.errors import LayoutDivisionError, LayoutError
 from tilevm.layouts.modes import Canonical, CutError, ModeTable
 from tilevm.layouts.printing import expression, grid

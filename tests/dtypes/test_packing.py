@@ -7,9 +7,9 @@ import time
 import ml_dtypes
 import numpy as np
 import pytest
-from tilevm.dtypes import pack_codes, unpack_codes
 
 import tilevm as tv
+from tilevm.dtypes import pack_codes, unpack_codes
 
 
 def slow_pack(codes: list[int], bits: int) -> bytes:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from tilevm.layouts import (
     RegisterLayout,
     column_local,

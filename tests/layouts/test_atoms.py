@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import tilevm.layouts as tl
 from tilevm.layouts.atoms import MMA_M16N8K16_BF16, MMA_M16N8K16_F16, ldmatrix
 

@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
-import tilevm.layouts as tl
-from tilevm.layouts import RegisterLayout, divide, local, register_layout, spatial
 
+import tilevm.layouts as tl
 from tests.layouts.generate import random_layout, random_mode_table
+from tilevm.layouts import RegisterLayout, divide, local, register_layout, spatial
 
 TRIALS = 300
 

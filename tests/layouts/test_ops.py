@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tilevm.layouts as tl
-from tilevm.layouts import concat, flatten, local, permute, reduce, reshape, spatial
 
+import tilevm.layouts as tl
 from tests.layouts.generate import random_layout
+from tilevm.layouts import concat, flatten, local, permute, reduce, reshape, spatial
 
 TRIALS = 200
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import tilevm.layouts as tl
-from tilevm.layouts import column_local, local, spatial
 
+import tilevm.layouts as tl
 from tests.layouts.generate import random_layout
+from tilevm.layouts import column_local, local, spatial
 
 NAMESPACE = {name: getattr(tl, name) for name in tl.__all__}
 
