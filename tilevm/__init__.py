@@ -21,11 +21,28 @@ from tilevm.dtypes import (
     pack,
     unpack,
 )
+from tilevm.errors import (
+    CompileError,
+    DeviceError,
+    KernelTypeError,
+    LaunchError,
+    LaunchTypeError,
+    ShapeError,
+    UnsupportedSyntaxError,
+)
+from tilevm.kernel import Kernel, func, kernel
+from tilevm.language import BUILTINS as _BUILTINS
+from tilevm.language import Tensor, constexpr
 from tilevm.layouts import LayoutDivisionError, LayoutError
+from tilevm.runtime.arrays import PackedArray
+from tilevm.runtime.devices import devices
 
 __version__ = "0.1.0"
 
 globals().update({name: getattr(dtypes, name) for name in _DTYPE_NAMES})
+# The kernel language: tv.load, tv.store, tv.sum, tv.range, ... (tv.sum and friends shadow the
+# Python builtins only inside this namespace).
+globals().update(_BUILTINS)
 
 
 def __getattr__(name: str) -> DataType:
@@ -37,6 +54,21 @@ def __getattr__(name: str) -> DataType:
 
 
 __all__ = [
+    "CompileError",
+    "DeviceError",
+    "Kernel",
+    "KernelTypeError",
+    "LaunchError",
+    "LaunchTypeError",
+    "PackedArray",
+    "ShapeError",
+    "Tensor",
+    "UnsupportedSyntaxError",
+    "constexpr",
+    "devices",
+    "func",
+    "kernel",
+    *_BUILTINS,
     "DataType",
     "DtypeError",
     "LayoutDivisionError",

@@ -1,0 +1,430 @@
+"""The instructions of the language: type checks, constant folding, emission."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tilevm.dtypes import DataType
+from tilevm.frontend.builder import (
+    ARITH,
+    BITWISE,
+    BOOL,
+    BOOL_UNARY,
+    COMPARE,
+    FLOAT_UNARY,
+    INDEX,
+    INT_UNARY,
+    Builder,
+    describe,
+)
+from tilevm.ir.nodes import Var
+from tilevm.ir.types import ScalarType, TileType
+from tilevm.layouts import RegisterLayout, SharedLayout, shared_layout
+from tilevm.layouts.defaults import default_layout
+
+_PY_BINARY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "div": operator.truediv,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+    "pow": operator.pow,
+    "and": operator.and_,
+    "or": operator.or_,
+    "xor": operator.xor,
+    "lshift": operator.lshift,
+    "rshift": operator.rshift,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "maximum": max,
+    "minimum": min,
+}
+
+
+def is_runtime(*values: Any) -> bool:
+    return any(isinstance(v, Var) for v in values)
+
+
+def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
+    if not is_runtime(lhs, rhs):
+        return _PY_BINARY[op](lhs, rhs)
+    dtype, args = b.unify(lhs, rhs, what=f"'{op}'")
+    if op == "div" and not dtype.is_float:
+        raise b.type_error(
+            "'/' divides floats",
+            expected="float operands",
+            found=f"{dtype} operands",
+            hint="use // for integer division, or convert with .to(tv.f32)",
+        )
+    if op in BITWISE and not dtype.is_integer:
+        raise b.type_error(f"'{op}' needs integer operands", expected="integers", found=str(dtype))
+    shape = b.broadcast_shape(lhs, rhs, what=f"'{op}'")
+    out_dtype = BOOL if op in COMPARE else dtype
+    op_kind = "compare" if op in COMPARE else "binary"
+    assert op in ARITH | BITWISE | COMPARE, op
+    return b.instr(op_kind, b.result_type(out_dtype, shape), args, name=op, op=op)
+
+
+def unary(b: Builder, op: str, x: Any) -> Any:
+    if not is_runtime(x):
+        return _fold_unary(op, x)
+    dtype = x.type.dtype
+    if op in FLOAT_UNARY and not dtype.is_float:
+        raise b.type_error(
+            f"{op} needs a float operand",
+            expected="a float tile or scalar",
+            found=str(dtype),
+            hint="convert first: x.to(tv.f32)",
+        )
+    if op in INT_UNARY and not dtype.is_integer:
+        raise b.type_error("'~' needs an integer operand", expected="integers", found=str(dtype))
+    if op in BOOL_UNARY and dtype != BOOL:
+        x = binary(b, "ne", x, 0)
+    shape = x.type.shape if isinstance(x.type, TileType) else None
+    return b.instr("unary", b.result_type(x.type.dtype, shape), [x], name=op, op=op)
+
+
+def _fold_unary(op: str, x: Any) -> Any:
+    table = {
+        "neg": operator.neg,
+        "abs": abs,
+        "invert": operator.invert,
+        "not": operator.not_,
+        "exp": math.exp,
+        "exp2": lambda v: 2.0**v,
+        "log": math.log,
+        "log2": math.log2,
+        "sqrt": math.sqrt,
+        "rsqrt": lambda v: 1.0 / math.sqrt(v),
+        "sin": math.sin,
+        "cos": math.cos,
+        "tanh": math.tanh,
+        "floor": math.floor,
+        "ceil": math.ceil,
+    }
+    return table[op](x)
+
+
+def where(b: Builder, cond: Any, a: Any, c: Any) -> Any:
+    if not is_runtime(cond, a, c):
+        return a if cond else c
+    if isinstance(cond, Var) and cond.type.dtype != BOOL:
+        cond = binary(b, "ne", cond, 0)
+    cond_op = cond if isinstance(cond, Var) else b.literal(bool(cond), BOOL)
+    dtype, args = b.unify(a, c, what="where")
+    shape = b.broadcast_shape(cond, a, c, what="where")
+    return b.instr("where", b.result_type(dtype, shape), [cond_op, *args], name="sel")
+
+
+def cast(b: Builder, x: Any, dtype: DataType) -> Any:
+    if not isinstance(dtype, DataType):
+        raise b.type_error(
+            "cast needs a dtype", expected="a dtype such as tv.f16", found=describe(dtype)
+        )
+    if not is_runtime(x):
+        return x
+    if x.type.dtype == dtype:
+        return x
+    shape = x.type.shape if isinstance(x.type, TileType) else None
+    return b.instr("cast", b.result_type(dtype, shape), [x], name="cvt", dtype=dtype)
+
+
+def view(
+    b: Builder, x: Any, dtype: DataType | None, layout: RegisterLayout | None, threads: int
+) -> Var:
+    """Reinterpret the bits each thread holds: the same bits per thread, another dtype/layout."""
+    x = b.require_tile(x, "view")
+    src_layout = x.type.layout or default_layout(x.type.shape, threads)
+    dtype = dtype or x.type.dtype
+    bits_per_thread = src_layout.local_size * x.type.dtype.bits
+    if layout is None:
+        layout = _derived_view_layout(b, src_layout, x.type.dtype.bits, dtype.bits)
+    if (
+        layout.num_threads != src_layout.num_threads
+        or layout.local_size * dtype.bits != bits_per_thread
+    ):
+        raise b.shape_error(
+            "view must keep the bits each thread holds",
+            expected=f"{src_layout.num_threads} threads x {bits_per_thread} bits "
+            f"= {bits_per_thread // dtype.bits if bits_per_thread % dtype.bits == 0 else '?'} "
+            f"slots of {dtype}",
+            found=f"{layout!r}: {layout.num_threads} threads x {layout.local_size} slots "
+            f"of {dtype}",
+            hint="pick a layout whose local_size * dtype bits equals the source's",
+        )
+    return b.instr(
+        "view", TileType(dtype, layout.shape, layout), [annotate(b, x, src_layout)], name="view"
+    )
+
+
+def _derived_view_layout(
+    b: Builder, src: RegisterLayout, old_bits: int, new_bits: int
+) -> RegisterLayout:
+    from tilevm.layouts import local
+
+    rank = src.rank
+    if old_bits % new_bits == 0:
+        return src * local(*([1] * (rank - 1)), old_bits // new_bits)
+    if new_bits % old_bits == 0:
+        try:
+            return src / local(*([1] * (rank - 1)), new_bits // old_bits)
+        except ValueError:
+            pass
+    raise b.shape_error(
+        "view cannot derive the new layout",
+        expected=f"layout= for a view from {old_bits}-bit to {new_bits}-bit elements",
+        found=f"source layout {src!r}",
+        hint="give the result's layout explicitly: tv.view(x, dtype=..., layout=...)",
+    )
+
+
+def annotate(b: Builder, x: Any, layout: RegisterLayout) -> Var:
+    x = b.require_tile(x, "annotate")
+    if not isinstance(layout, RegisterLayout):
+        raise b.type_error(
+            "annotate needs a register layout", expected="a layout", found=describe(layout)
+        )
+    if layout.shape != x.type.shape:
+        raise b.shape_error(
+            "layout shape differs from the tile's",
+            expected=str(list(x.type.shape)),
+            found=f"{layout!r} of shape {list(layout.shape)}",
+        )
+    if x.type.layout == layout:
+        return x
+    return b.instr("annotate", TileType(x.type.dtype, x.type.shape, layout), [x], name=x.name)
+
+
+def reduce(b: Builder, op: str, x: Any, axis: Any, keepdims: bool) -> Any:
+    x = b.require_tile(x, f"tv.{op}")
+    shape = x.type.shape
+    axes = (
+        list(range(len(shape))) if axis is None else [axis] if isinstance(axis, int) else list(axis)
+    )
+    norm = []
+    for a in axes:
+        if not isinstance(a, int) or not -len(shape) <= a < len(shape):
+            raise b.shape_error(
+                f"bad axis for tv.{op}",
+                expected=f"an int in [-{len(shape)}, {len(shape)})",
+                found=repr(a),
+            )
+        norm.append(a % len(shape))
+    if keepdims:
+        out_shape = tuple(1 if d in norm else n for d, n in enumerate(shape))
+    else:
+        out_shape = tuple(n for d, n in enumerate(shape) if d not in norm)
+    out_type = ScalarType(x.type.dtype) if not out_shape else TileType(x.type.dtype, out_shape)
+    return b.instr(
+        "reduce", out_type, [x], name=op, op=op, axes=tuple(sorted(norm)), keepdims=keepdims
+    )
+
+
+def dot(b: Builder, a: Any, c: Any, acc: Any) -> Var:
+    a, c = b.require_tile(a, "tv.dot"), b.require_tile(c, "tv.dot")
+    if len(a.type.shape) != 2 or len(c.type.shape) != 2 or a.type.shape[1] != c.type.shape[0]:
+        raise b.shape_error(
+            "tv.dot multiplies [M, K] by [K, N]",
+            expected="two 2-D tiles with matching K",
+            found=f"{list(a.type.shape)} and {list(c.type.shape)}",
+        )
+    if a.type.dtype != c.type.dtype:
+        raise b.type_error(
+            "tv.dot operands differ in dtype",
+            expected="one dtype",
+            found=f"{a.type.dtype}, {c.type.dtype}",
+        )
+    shape = (a.type.shape[0], c.type.shape[1])
+    if acc is None:
+        from tilevm import dtypes as dts
+
+        acc_dtype = dts.f32 if a.type.dtype.is_float else dts.i32
+        acc = full(b, shape, 0, acc_dtype)
+    acc = b.require_tile(acc, "tv.dot accumulator")
+    if acc.type.shape != shape:
+        raise b.shape_error(
+            "tv.dot accumulator shape", expected=str(list(shape)), found=str(list(acc.type.shape))
+        )
+    return b.instr("dot", TileType(acc.type.dtype, shape), [a, c, acc], name="acc")
+
+
+def reshape(b: Builder, x: Any, shape: Sequence[int]) -> Var:
+    x = b.require_tile(x, "tv.reshape")
+    shape = tuple(int(n) for n in shape)
+    if int(np.prod(shape)) != int(np.prod(x.type.shape)):
+        raise b.shape_error(
+            "reshape must keep the element count",
+            expected=f"{int(np.prod(x.type.shape))} elements",
+            found=str(list(shape)),
+        )
+    return b.instr("reshape", TileType(x.type.dtype, shape), [x], name=x.name, shape=shape)
+
+
+def transpose(b: Builder, x: Any, dims: Sequence[int] | None) -> Var:
+    x = b.require_tile(x, "tv.transpose")
+    rank = len(x.type.shape)
+    dims = tuple(range(rank))[::-1] if dims is None else tuple(dims)
+    if sorted(dims) != list(range(rank)):
+        raise b.shape_error(
+            "transpose needs a permutation",
+            expected=f"each of 0..{rank - 1} once",
+            found=str(list(dims)),
+        )
+    shape = tuple(x.type.shape[d] for d in dims)
+    return b.instr("transpose", TileType(x.type.dtype, shape), [x], name=x.name, dims=dims)
+
+
+def expand_dims(b: Builder, x: Var, positions: Sequence[int], shape: tuple[int, ...]) -> Var:
+    return b.instr("reshape", TileType(x.type.dtype, shape), [x], name=x.name, shape=shape)
+
+
+def full(b: Builder, shape: Sequence[int], value: Any, dtype: DataType) -> Var:
+    shape = _static_shape(b, shape, "shape")
+    if isinstance(value, Var):
+        if not isinstance(value.type, ScalarType):
+            raise b.type_error(
+                "fill value must be a scalar", expected="a scalar", found=describe(value)
+            )
+        value = cast(b, value, dtype)
+        return b.instr("full", TileType(dtype, shape), [value], name="full")
+    return b.instr("full", TileType(dtype, shape), [b.literal(value, dtype)], name="full")
+
+
+def arange(b: Builder, start: Any, stop: Any) -> Var:
+    if (
+        is_runtime(start, stop)
+        or not all(isinstance(v, int) for v in (start, stop))
+        or stop <= start
+    ):
+        raise b.type_error(
+            "tv.arange needs compile-time bounds with start < stop",
+            expected="ints (constexprs)",
+            found=f"start={describe(start)}, stop={describe(stop)}",
+            hint="add a runtime offset afterwards: offset + tv.arange(0, BLOCK)",
+        )
+    return b.instr("arange", TileType(INDEX, (stop - start,)), [], name="idx", start=start)
+
+
+def _static_shape(b: Builder, shape: Any, what: str) -> tuple[int, ...]:
+    if isinstance(shape, int):
+        shape = (shape,)
+    if (
+        not isinstance(shape, (tuple, list))
+        or not shape
+        or any(not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1 for n in shape)
+    ):
+        raise b.type_error(
+            f"{what} must be compile-time positive ints",
+            expected="a tuple/list of ints, e.g. [BLOCK_M, BLOCK_N]",
+            found=describe(shape),
+            hint="tile shapes come from constexpr parameters",
+        )
+    return tuple(int(n) for n in shape)
+
+
+def load(b: Builder, tensor: Any, offsets: Any, shape: Any, other: Any, layout: Any) -> Var:
+    tensor = b.require_global(tensor, "tv.load")
+    rank = tensor.type.rank
+    offsets = _offsets(b, offsets, rank, "tv.load")
+    shape = _static_shape(b, shape, "tv.load shape")
+    if len(shape) != rank:
+        raise b.shape_error(
+            "tv.load tile rank",
+            expected=f"{rank} sizes (the tensor's rank)",
+            found=str(list(shape)),
+        )
+    other_op = (
+        b.literal(other, tensor.type.dtype)
+        if not isinstance(other, Var)
+        else cast(b, other, tensor.type.dtype)
+    )
+    out = b.instr(
+        "load", TileType(tensor.type.dtype, shape), [tensor, other_op, *offsets], name=tensor.name
+    )
+    return annotate(b, out, layout) if layout is not None else out
+
+
+def store(b: Builder, tensor: Any, value: Any, offsets: Any) -> None:
+    tensor = b.require_global(tensor, "tv.store")
+    rank = tensor.type.rank
+    value = (
+        b.require_tile(value, "tv.store")
+        if isinstance(value, Var) and isinstance(value.type, TileType)
+        else value
+    )
+    if not isinstance(value, Var) or not isinstance(value.type, TileType):
+        raise b.type_error(
+            "tv.store writes a tile", expected="a register tile", found=describe(value)
+        )
+    if len(value.type.shape) != rank:
+        raise b.shape_error(
+            "tv.store tile rank",
+            expected=f"a {rank}-D tile (the tensor's rank)",
+            found=str(list(value.type.shape)),
+        )
+    if value.type.dtype != tensor.type.dtype:
+        raise b.type_error(
+            "tv.store dtype differs from the tensor's",
+            expected=str(tensor.type.dtype),
+            found=str(value.type.dtype),
+            hint=f"convert first: value.to(tv.{tensor.type.dtype})",
+        )
+    offsets = _offsets(b, offsets, rank, "tv.store")
+    b.instr("store", None, [tensor, value, *offsets])
+
+
+def _offsets(b: Builder, offsets: Any, rank: int, what: str) -> list:
+    if not isinstance(offsets, (list, tuple)):
+        offsets = [offsets]
+    if len(offsets) != rank:
+        raise b.shape_error(
+            f"{what} offsets",
+            expected=f"{rank} offsets (one per dimension)",
+            found=f"{len(offsets)}",
+        )
+    return [b.scalar_index(o, f"{what} offset") for o in offsets]
+
+
+def shared(b: Builder, shape: Any, dtype: DataType, layout: Any) -> Var:
+    from tilevm.ir.types import SharedType
+
+    shape = _static_shape(b, shape, "tv.shared shape")
+    layout = layout if layout is not None else shared_layout(shape)
+    if not isinstance(layout, SharedLayout) or layout.shape != shape:
+        raise b.type_error(
+            "tv.shared layout",
+            expected=f"a shared layout of shape {list(shape)}",
+            found=describe(layout),
+        )
+    return b.instr("shared", SharedType(dtype, shape, layout), [], name="smem")
+
+
+def load_shared(b: Builder, smem: Any, offsets: Any, shape: Any) -> Var:
+    smem = b.require_shared(smem, "tv.load_shared")
+    rank = len(smem.type.shape)
+    shape = smem.type.shape if shape is None else _static_shape(b, shape, "tv.load_shared shape")
+    offsets = [0] * rank if offsets is None else offsets
+    offs = _offsets(b, offsets, rank, "tv.load_shared")
+    return b.instr("load_shared", TileType(smem.type.dtype, shape), [smem, *offs], name=smem.name)
+
+
+def store_shared(b: Builder, smem: Any, value: Any, offsets: Any) -> None:
+    smem = b.require_shared(smem, "tv.store_shared")
+    value = b.require_tile(value, "tv.store_shared")
+    if value.type.dtype != smem.type.dtype:
+        raise b.type_error(
+            "tv.store_shared dtype", expected=str(smem.type.dtype), found=str(value.type.dtype)
+        )
+    rank = len(smem.type.shape)
+    offs = _offsets(b, [0] * rank if offsets is None else offsets, rank, "tv.store_shared")
+    b.instr("store_shared", None, [smem, value, *offs])

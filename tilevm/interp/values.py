@@ -1,0 +1,82 @@
+"""Run-time values of the interpreter.
+
+A register tile is stored the way a GPU holds it: ``bits[thread, slot]``, the bit pattern each
+thread keeps in each slot of the tile's layout. Elementwise work goes through the logical view
+(values by index); ``view`` works on the bits, so it behaves exactly as on hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tilevm.dtypes import DataType
+from tilevm.layouts import RegisterLayout, SharedLayout
+
+
+@dataclass
+class Tile:
+    dtype: DataType
+    layout: RegisterLayout
+    bits: np.ndarray  # [num_threads, local_size] of dtype.storage
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layout.shape
+
+    def values(self) -> np.ndarray:
+        """The tile by logical index (decoded values)."""
+        out = np.empty(self.shape, dtype=self.dtype.value_dtype)
+        out[_index(self.layout)] = self.dtype.decode(self.bits)
+        return out
+
+    def codes(self) -> np.ndarray:
+        """The tile's bit patterns by logical index."""
+        out = np.empty(self.shape, dtype=self.dtype.storage)
+        out[_index(self.layout)] = self.bits
+        return out
+
+    @classmethod
+    def from_codes(cls, dtype: DataType, layout: RegisterLayout, codes: np.ndarray) -> Tile:
+        codes = np.broadcast_to(codes, layout.shape)
+        return cls(dtype, layout, codes[_index(layout)].astype(dtype.storage))
+
+    @classmethod
+    def from_values(cls, dtype: DataType, layout: RegisterLayout, values: np.ndarray) -> Tile:
+        """Store exact values of ``dtype`` (the caller has already rounded them)."""
+        return cls.from_codes(
+            dtype, layout, dtype.encode(np.asarray(values), overflow=_policy(dtype))
+        )
+
+
+def _policy(dtype: DataType) -> str:
+    return "wrap" if dtype.is_integer else "default"
+
+
+def _index(layout: RegisterLayout) -> tuple[np.ndarray, ...]:
+    indices = layout.indices()
+    return tuple(indices[..., d] for d in range(layout.rank))
+
+
+@dataclass
+class Scalar:
+    dtype: DataType
+    value: int | float | bool
+
+
+@dataclass
+class Shared:
+    dtype: DataType
+    layout: SharedLayout
+    codes: np.ndarray  # flat, cosize elements
+
+
+@dataclass
+class GlobalTensor:
+    """A kernel argument as the interpreter sees it: bit patterns with element strides."""
+
+    dtype: DataType
+    codes: np.ndarray  # an array of dtype.storage sharing memory with the argument when possible
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]

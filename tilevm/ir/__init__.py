@@ -1,0 +1,1 @@
+"""The VM IR: types, nodes, printer and verifier."""

@@ -1,0 +1,58 @@
+"""Types of VM values: block-uniform scalars, and tensors in global, shared or register memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tilevm.dtypes import DataType
+from tilevm.layouts import RegisterLayout, SharedLayout
+
+
+@dataclass(frozen=True)
+class ScalarType:
+    """A value every thread of the block agrees on (indices, loop counters, kernel scalars)."""
+
+    dtype: DataType
+
+    def __str__(self) -> str:
+        return str(self.dtype)
+
+
+@dataclass(frozen=True)
+class GlobalType:
+    """A kernel tensor argument: dtype and rank fixed per specialization, sizes at run time."""
+
+    dtype: DataType
+    rank: int
+
+    def __str__(self) -> str:
+        return f"global {self.dtype}[{', '.join('?' * self.rank)}]"
+
+
+@dataclass(frozen=True)
+class TileType:
+    """A register tensor: a tile spread over the block's threads by ``layout`` (None until
+    inferred or given)."""
+
+    dtype: DataType
+    shape: tuple[int, ...]
+    layout: RegisterLayout | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.dtype}[{', '.join(map(str, self.shape))}]"
+        return text + (f" @ {self.layout!r}" if self.layout is not None else "")
+
+
+@dataclass(frozen=True)
+class SharedType:
+    """A tile in the block's shared memory, placed by ``layout``."""
+
+    dtype: DataType
+    shape: tuple[int, ...]
+    layout: SharedLayout
+
+    def __str__(self) -> str:
+        return f"shared {self.dtype}[{', '.join(map(str, self.shape))}]"
+
+
+ValueType = ScalarType | GlobalType | TileType | SharedType

@@ -1,0 +1,293 @@
+"""``@tv.kernel``: compile a Python function to VM IR per specialization, and launch it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tilevm import dtypes as dts
+from tilevm import language as lang
+from tilevm.dtypes import DataType
+from tilevm.errors import CompileError, LaunchError, LaunchTypeError
+from tilevm.frontend.builder import Builder, python_dtype
+from tilevm.frontend.source import FunctionSource
+from tilevm.frontend.translate import Func, Translator
+from tilevm.interp.execute import Interpreter
+from tilevm.interp.values import GlobalTensor, Scalar
+from tilevm.ir.nodes import KernelIR, Param
+from tilevm.ir.printer import print_kernel
+from tilevm.ir.types import GlobalType, ScalarType
+from tilevm.ir.verify import verify
+from tilevm.runtime import devices
+from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
+
+WARP_SIZE = 32  # of the interpreter's target; the lowering reads each target's own
+MAX_WARPS = 32
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one argument specializes the kernel."""
+
+    name: str
+    kind: str  # "tensor", "scalar" or "constexpr"
+    dtype: DataType | None = None
+    rank: int = 0
+    value: Any = None  # constexpr value
+    contiguous: bool = True
+    aligned16: bool = True
+
+
+def kernel(fn: Any = None, *, warps: int = 4) -> Any:
+    """Decorate a function written in the kernel language. ``warps`` is the default block size
+    in warps (a launch may override it)."""
+    if fn is None:
+        return lambda f: Kernel(f, warps)
+    return Kernel(fn, warps)
+
+
+def func(fn: Any) -> Func:
+    """Decorate a helper that kernels call; its body is inlined at each call."""
+    return Func(fn)
+
+
+class Kernel:
+    def __init__(self, fn: Any, warps: int = 4) -> None:
+        self.fn = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.default_warps = warps
+        self.signature = inspect.signature(fn)
+        self._source: FunctionSource | None = None
+        self._cache: dict[tuple, KernelIR] = {}
+
+    def __repr__(self) -> str:
+        return f"<tilevm kernel {self.__name__}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise LaunchError(
+            f"kernel {self.__name__} needs a grid to launch",
+            expected=f"{self.__name__}[grid](args...)",
+            found=f"{self.__name__}(args...)",
+            hint="for example add[tv.cdiv(n, 1024),](x, y, out)",
+            code="no-grid",
+        )
+
+    @property
+    def source(self) -> FunctionSource:
+        if self._source is None:
+            self._source = FunctionSource.of(self.fn)
+        return self._source
+
+    def __getitem__(self, grid: Any) -> Launcher:
+        return Launcher(self, _normalize_grid(grid))
+
+    # ----- specialization ---------------------------------------------------------------------
+    def specialize(
+        self, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[ParamSpec], dict[str, Any]]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise LaunchTypeError(
+                f"wrong arguments for kernel {self.__name__}: {exc}",
+                expected=f"{self.__name__}{self.signature}",
+                found=f"{len(args)} positional, keywords {sorted(kwargs)}",
+            ) from None
+        bound.apply_defaults()
+        specs = []
+        for name, param in self.signature.parameters.items():
+            if name not in bound.arguments:
+                raise LaunchTypeError(
+                    f"missing argument '{name}' for kernel {self.__name__}",
+                    expected=name,
+                    found="nothing",
+                )
+            specs.append(_spec(name, param.annotation, bound.arguments[name]))
+        return specs, dict(bound.arguments)
+
+    def compile_ir(self, specs: Sequence[ParamSpec], warps: int) -> KernelIR:
+        key = (tuple(specs), warps)
+        if key in self._cache:
+            return self._cache[key]
+        builder = Builder()
+        tr = Translator(
+            self.source, self.fn.__globals__ | _closure(self.fn), builder, warps * WARP_SIZE
+        )
+        params = []
+        for spec in specs:
+            if spec.kind == "constexpr":
+                tr.env[spec.name] = spec.value
+                continue
+            type_ = (
+                GlobalType(spec.dtype, spec.rank)
+                if spec.kind == "tensor"
+                else ScalarType(spec.dtype)
+            )
+            var = builder.var(spec.name, type_)
+            tr.env[spec.name] = var
+            params.append(Param(var, spec.kind))
+        tr.run_body(self.source.tree.body)
+        ir = KernelIR(
+            self.__name__,
+            tuple(params),
+            builder.pop(),
+            warps,
+            WARP_SIZE,
+            self.source.loc(self.source.tree),
+        )
+        verify(ir)
+        self._cache[key] = ir
+        return ir
+
+    def ir(self, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
+        """The VM IR of the specialization these arguments select, as text."""
+        specs, _ = self.specialize(args, kwargs)
+        return print_kernel(self.compile_ir(specs, _check_warps(warps or self.default_warps)))
+
+    def emit(self, target: str, *args: Any, **kwargs: Any) -> str:
+        raise CompileError(
+            f"no code generator for target {target!r} in this version",
+            expected="'interp' (kernel.ir(...) shows the VM IR)",
+            found=repr(target),
+            hint="GPU and CPU code generation come with the lowering pipeline",
+            code="unsupported-target",
+        )
+
+    compile = emit
+
+
+class Launcher:
+    def __init__(self, kernel: Kernel, grid: tuple[int, int, int]) -> None:
+        self.kernel = kernel
+        self.grid = grid
+
+    def __call__(
+        self, *args: Any, warps: int | None = None, device: str | None = None, **kwargs: Any
+    ) -> None:
+        device = devices.resolve(device)
+        warps = _check_warps(warps or self.kernel.default_warps)
+        specs, values = self.kernel.specialize(args, kwargs)
+        ir = self.kernel.compile_ir(specs, warps)
+        env = {}
+        tensors: list[HostTensor] = []
+        for param, spec in zip(ir.params, [s for s in specs if s.kind != "constexpr"]):
+            value = values[spec.name]
+            if spec.kind == "tensor":
+                host = host_tensor(value, spec.name)
+                tensors.append(host)
+                env[param.var] = GlobalTensor(host.dtype, host.codes, host.shape, host.strides)
+            else:
+                env[param.var] = Scalar(spec.dtype, _scalar_value(spec, value))
+        if min(self.grid) == 0:
+            return
+        Interpreter(ir, self.grid).run(env)
+        for host in tensors:
+            host.write_back()
+
+
+def _spec(name: str, annotation: Any, value: Any) -> ParamSpec:
+    if annotation is lang.constexpr:
+        if is_tensor_like(value):
+            raise LaunchTypeError(
+                f"constexpr '{name}' got a tensor",
+                expected="a Python value",
+                found=type(value).__name__,
+            )
+        return ParamSpec(name, "constexpr", value=value)
+    if isinstance(annotation, lang.Tensor) or (
+        annotation is inspect.Parameter.empty and is_tensor_like(value)
+    ):
+        if not is_tensor_like(value):
+            raise LaunchTypeError(
+                f"argument '{name}' must be a tensor",
+                expected=str(annotation),
+                found=f"{type(value).__name__} {value!r}"[:80],
+                hint="pass a numpy array, a torch tensor or a tv.PackedArray",
+            )
+        host = host_tensor(value, name)
+        if (
+            isinstance(annotation, lang.Tensor)
+            and annotation.dtype is not None
+            and annotation.dtype != host.dtype
+        ):
+            raise LaunchTypeError(
+                f"argument '{name}' has dtype {host.dtype}",
+                expected=f"a tensor of {annotation.dtype}",
+                found=f"a tensor of {host.dtype}",
+                hint=f"convert it, e.g. arr.astype(...) to {annotation.dtype}",
+            )
+        if int(np.prod(host.shape)) >= 2**31:
+            raise LaunchError(
+                f"argument '{name}' has 2**31 or more elements",
+                expected="fewer elements (32-bit indexing)",
+                found=str(host.shape),
+            )
+        return ParamSpec(
+            name, "tensor", host.dtype, len(host.shape), None, host.contiguous, host.aligned16
+        )
+    if isinstance(annotation, DataType) or annotation is inspect.Parameter.empty:
+        if is_tensor_like(value) or not isinstance(value, (int, float, bool, np.number, np.bool_)):
+            raise LaunchTypeError(
+                f"argument '{name}' must be a scalar",
+                expected=str(annotation) if isinstance(annotation, DataType) else "a number",
+                found=type(value).__name__,
+            )
+        dtype = annotation if isinstance(annotation, DataType) else python_dtype(value)
+        return ParamSpec(name, "scalar", dtype)
+    raise LaunchTypeError(
+        f"parameter '{name}' has an annotation tilevm does not know",
+        expected="tv.Tensor[dtype], a dtype such as tv.i32, or tv.constexpr",
+        found=repr(annotation),
+    )
+
+
+def _scalar_value(spec: ParamSpec, value: Any) -> Any:
+    dtype = spec.dtype
+    if dtype.is_integer and (isinstance(value, float) and not float(value).is_integer()):
+        raise LaunchTypeError(
+            f"argument '{spec.name}' must be an integer", expected=str(dtype), found=repr(value)
+        )
+    code = dtype.encode(np.asarray([value]), overflow="error")
+    return dtype.decode(code)[0].item()
+
+
+def _normalize_grid(grid: Any) -> tuple[int, int, int]:
+    items = tuple(grid) if isinstance(grid, (tuple, list)) else (grid,)
+    if not 1 <= len(items) <= 3 or any(
+        not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0 for n in items
+    ):
+        raise LaunchError(
+            "bad grid",
+            expected="1 to 3 non-negative ints, e.g. kernel[(n_blocks,)] or kernel[gx, gy]",
+            found=repr(grid),
+            code="grid",
+        )
+    return tuple(int(n) for n in items) + (1,) * (3 - len(items))
+
+
+def _check_warps(warps: Any) -> int:
+    if not isinstance(warps, int) or isinstance(warps, bool) or not 1 <= warps <= MAX_WARPS:
+        raise LaunchError(
+            "bad warps", expected=f"an int in 1..{MAX_WARPS}", found=repr(warps), code="warps"
+        )
+    return warps
+
+
+def _closure(fn: Any) -> dict[str, Any]:
+    if not fn.__closure__:
+        return {}
+    return {name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, fn.__closure__)}
+
+
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for grid sizes on the host (inside kernels ``tv.cdiv`` works too)."""
+    return -(-a // b)
+
+
+__all__ = ["Kernel", "cdiv", "func", "kernel"]
+_ = dts  # dtypes are re-exported by the package

@@ -1,0 +1,116 @@
+"""The kernel language's names (``tv.load``, ``tv.sum``, ...).
+
+Each is a ``Builtin``: the frontend recognizes it by identity and turns the call into VM IR.
+Called from plain Python, outside a ``@tv.kernel`` function, it raises a clear error.
+"""
+
+from __future__ import annotations
+
+from tilevm.dtypes import DataType
+from tilevm.errors import CompileError
+
+
+class Builtin:
+    """A kernel-language function; its meaning lives in the frontend's handler table."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+        self.__name__ = name
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise CompileError(
+            f"tv.{self.name} is part of the kernel language",
+            expected=f"a call to tv.{self.name} inside a @tv.kernel or @tv.func function",
+            found="a call from plain Python",
+            hint="decorate the function with @tv.kernel and launch it: kernel[grid](args)",
+            code="outside-kernel",
+        )
+
+    def __repr__(self) -> str:
+        return f"tv.{self.name}"
+
+
+_DOCS = {
+    "block_id": "block_id(axis) -> i32: this block's index along grid axis 0, 1 or 2",
+    "num_blocks": "num_blocks(axis) -> i32: the grid's size along an axis",
+    "load": "load(tensor, offsets, shape, other=0) -> tile; elements outside the tensor read other",
+    "store": "store(tensor, tile, offsets): elements outside the tensor are not written",
+    "shared": "shared(shape, dtype, layout=None) -> a shared-memory tile",
+    "load_shared": "load_shared(shared, offsets=None, shape=None) -> register tile",
+    "store_shared": "store_shared(shared, tile, offsets=None)",
+    "sync": "sync(): barrier over the block (shared memory is visible after it)",
+    "zeros": "zeros(shape, dtype) -> tile",
+    "full": "full(shape, value, dtype) -> tile",
+    "arange": "arange(start, stop) -> i32 tile [stop - start] (compile-time bounds)",
+    "where": "where(cond, a, b) -> elementwise select",
+    "maximum": "maximum(a, b)",
+    "minimum": "minimum(a, b)",
+    "exp": "exp(x)",
+    "exp2": "exp2(x)",
+    "log": "log(x)",
+    "log2": "log2(x)",
+    "sqrt": "sqrt(x)",
+    "rsqrt": "rsqrt(x) = 1 / sqrt(x)",
+    "abs": "abs(x)",
+    "sin": "sin(x)",
+    "cos": "cos(x)",
+    "tanh": "tanh(x)",
+    "floor": "floor(x)",
+    "ceil": "ceil(x)",
+    "cast": "cast(x, dtype) (also x.to(dtype))",
+    "view": "view(x, dtype=None, layout=None): reinterpret each thread's bits",
+    "sum": "sum(x, axis, keepdims=False)",
+    "max": "max(x, axis, keepdims=False)",
+    "min": "min(x, axis, keepdims=False)",
+    "dot": "dot(a, b, acc=None) -> acc + a @ b",
+    "reshape": "reshape(x, shape)",
+    "transpose": "transpose(x, dims=None)",
+    "annotate": "annotate(x, layout): pin a register layout",
+    "assume": "assume(condition): a divisibility / range fact the compiler may use",
+    "static_print": "static_print(*values): print at compile time",
+    "print": "print(*values): print from the kernel at run time",
+    "static_range": "static_range(start, stop, step): a loop unrolled at compile time",
+    "range": "range(start, stop, step, unroll=None, stages=None): a block-uniform loop",
+    "cdiv": "cdiv(a, b) = ceil(a / b)",
+}
+
+
+class _HostCallable(Builtin):
+    """A builtin that also works on plain Python numbers (``tv.cdiv`` for grid sizes)."""
+
+    def __init__(self, name: str, doc: str, host) -> None:
+        super().__init__(name, doc)
+        self._host = host
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return self._host(*args, **kwargs)
+
+
+globals().update({name: Builtin(name, doc) for name, doc in _DOCS.items()})
+cdiv = _HostCallable("cdiv", _DOCS["cdiv"], lambda a, b: -(-a // b))
+BUILTINS: dict[str, Builtin] = {name: globals()[name] for name in _DOCS}
+
+
+class _Constexpr:
+    """Annotation of compile-time parameters: ``BLOCK: tv.constexpr = 1024``."""
+
+    def __repr__(self) -> str:
+        return "tv.constexpr"
+
+
+constexpr = _Constexpr()
+
+
+class Tensor:
+    """Annotation of tensor parameters: ``x: tv.Tensor[tv.f32]`` (``tv.Tensor`` alone: any
+    dtype, taken from the argument)."""
+
+    def __init__(self, dtype: DataType | None = None) -> None:
+        self.dtype = dtype
+
+    def __class_getitem__(cls, dtype: DataType) -> Tensor:
+        return cls(dtype)
+
+    def __repr__(self) -> str:
+        return f"tv.Tensor[{self.dtype}]" if self.dtype else "tv.Tensor"

@@ -1,0 +1,125 @@
+"""Kernel arguments from numpy arrays, torch CPU tensors and tilevm's packed arrays."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import tilevm.dtypes as dts
+from tilevm.dtypes import DataType
+from tilevm.errors import LaunchTypeError
+
+
+@dataclass
+class PackedArray:
+    """A bit-packed array of a sub-byte (or any) dtype: what ``tv.pack`` writes, with a shape.
+
+    Kernels read and write it like any tensor of ``dtype``; ``values()`` decodes it on the host.
+    """
+
+    data: np.ndarray  # uint8, dtype.nbytes(size) bytes
+    dtype: DataType
+    shape: tuple[int, ...]
+
+    @classmethod
+    def from_values(cls, values: Any, dtype: DataType) -> PackedArray:
+        values = np.asarray(values)
+        return cls(dts.pack(values, dtype), dtype, values.shape)
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...], dtype: DataType) -> PackedArray:
+        size = int(np.prod(shape))
+        return cls(np.zeros(dtype.nbytes(size), np.uint8), dtype, tuple(shape))
+
+    def values(self) -> np.ndarray:
+        return dts.unpack(self.data, self.dtype, self.shape)
+
+    def codes(self) -> np.ndarray:
+        return dts.unpack(self.data, self.dtype, self.shape, bits=True)
+
+
+@dataclass
+class HostTensor:
+    """An argument as bit patterns (sharing memory with it where possible) plus a write-back."""
+
+    dtype: DataType
+    codes: np.ndarray
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]  # in elements
+    contiguous: bool
+    aligned16: bool
+    source: Any
+
+    def write_back(self) -> None:
+        if isinstance(self.source, PackedArray):
+            self.source.data[:] = dts.pack_codes(self.codes.reshape(-1), self.dtype.bits)
+
+
+def is_tensor_like(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, PackedArray)) or _is_torch_tensor(value)
+
+
+def _is_torch_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def host_tensor(value: Any, name: str) -> HostTensor:
+    if isinstance(value, PackedArray):
+        codes = value.codes()
+        return HostTensor(
+            value.dtype, codes, value.shape, _c_strides(value.shape), True, True, value
+        )
+    if _is_torch_tensor(value):
+        if value.device.type != "cpu":
+            raise LaunchTypeError(
+                f"argument '{name}' lives on {value.device}, which the interpreter cannot read",
+                expected="a CPU tensor or numpy array for device='interp'",
+                found=str(value.device),
+                hint="move it with .cpu(), or launch on the tensor's device",
+            )
+        dtype = dts.dtype(value.dtype)
+        array = value.detach().view(_torch_uint(value.element_size())).numpy()
+        return _from_codes(
+            array.view(dtype.storage) if dtype.storage.itemsize == array.itemsize else array,
+            dtype,
+            value,
+        )
+    if isinstance(value, np.ndarray):
+        dtype = dts.dtype(value.dtype)
+        if value.dtype.itemsize * 8 != dtype.storage.itemsize * 8:
+            raise LaunchTypeError(
+                f"argument '{name}' has an unsupported layout of {value.dtype}",
+                found=str(value.dtype),
+            )
+        return _from_codes(value.view(dtype.storage), dtype, value)
+    raise LaunchTypeError(
+        f"argument '{name}' is not a tensor",
+        expected="a numpy array, a torch CPU tensor or a tv.PackedArray",
+        found=type(value).__name__,
+    )
+
+
+def _from_codes(codes: np.ndarray, dtype: DataType, source: Any) -> HostTensor:
+    itemsize = codes.itemsize
+    strides = tuple(s // itemsize for s in codes.strides)
+    contiguous = codes.ndim == 0 or strides[-1] == 1
+    aligned = codes.ctypes.data % 16 == 0
+    return HostTensor(dtype, codes, tuple(codes.shape), strides, contiguous, aligned, source)
+
+
+def _torch_uint(size: int):
+    import torch  # only reached with a torch tensor in hand, so torch is already imported
+
+    return {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[size]
+
+
+def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.insert(0, step)
+        step *= n
+    return tuple(strides)
