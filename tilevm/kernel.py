@@ -61,7 +61,15 @@ class Kernel:
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
         self.default_warps = warps
-        self.signature = inspect.signature(fn)
+        try:  # annotations may be strings (from __future__ import annotations)
+            self.signature = inspect.signature(fn, eval_str=True)
+        except Exception as exc:
+            raise CompileError(
+                f"cannot evaluate the parameter annotations of {fn.__name__}: {exc}",
+                expected="annotations such as tv.Tensor[tv.f32], tv.i32, tv.constexpr",
+                found=str(inspect.signature(fn)),
+                code="annotation",
+            ) from exc
         self._source: FunctionSource | None = None
         self._cache: dict[tuple, KernelIR] = {}
 
@@ -115,9 +123,8 @@ class Kernel:
         if key in self._cache:
             return self._cache[key]
         builder = Builder()
-        tr = Translator(
-            self.source, self.fn.__globals__ | _closure(self.fn), builder, warps * WARP_SIZE
-        )
+        scope = self.fn.__globals__ | _closure(self.fn)
+        tr = Translator(self.source, scope, builder, warps * WARP_SIZE, WARP_SIZE)
         params = []
         for spec in specs:
             if spec.kind == "constexpr":

@@ -73,6 +73,8 @@ _DOCS = {
     "static_range": "static_range(start, stop, step): a loop unrolled at compile time",
     "range": "range(start, stop, step, unroll=None, stages=None): a block-uniform loop",
     "cdiv": "cdiv(a, b) = ceil(a / b)",
+    "num_threads": "num_threads() -> int: threads in the block (a compile-time constant)",
+    "warp_size": "warp_size() -> int: threads in a warp of the target (a compile-time constant)",
 }
 
 

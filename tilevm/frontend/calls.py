@@ -220,6 +220,16 @@ def _print(tr: Translator, *values: Any) -> None:
     tr.b.instr("print", None, args, labels=labels)
 
 
+@handles("num_threads")
+def _num_threads(tr: Translator) -> int:
+    return tr.num_threads
+
+
+@handles("warp_size")
+def _warp_size(tr: Translator) -> int:
+    return tr.warp_size
+
+
 @handles("cdiv")
 def _cdiv(tr: Translator, a: Any, b: Any) -> Any:
     return ops.binary(

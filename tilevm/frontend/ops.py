@@ -188,18 +188,22 @@ def _derived_view_layout(
     )
 
 
-def annotate(b: Builder, x: Any, layout: RegisterLayout) -> Var:
-    x = b.require_tile(x, "annotate")
+def _check_layout(b: Builder, layout: Any, shape: tuple[int, ...]) -> None:
     if not isinstance(layout, RegisterLayout):
         raise b.type_error(
-            "annotate needs a register layout", expected="a layout", found=describe(layout)
+            "a register layout is needed", expected="a layout", found=describe(layout)
         )
-    if layout.shape != x.type.shape:
+    if layout.shape != shape:
         raise b.shape_error(
             "layout shape differs from the tile's",
-            expected=str(list(x.type.shape)),
+            expected=str(list(shape)),
             found=f"{layout!r} of shape {list(layout.shape)}",
         )
+
+
+def annotate(b: Builder, x: Any, layout: RegisterLayout) -> Var:
+    x = b.require_tile(x, "annotate")
+    _check_layout(b, layout, x.type.shape)
     if x.type.layout == layout:
         return x
     return b.instr("annotate", TileType(x.type.dtype, x.type.shape, layout), [x], name=x.name)
@@ -348,10 +352,11 @@ def load(b: Builder, tensor: Any, offsets: Any, shape: Any, other: Any, layout: 
         if not isinstance(other, Var)
         else cast(b, other, tensor.type.dtype)
     )
-    out = b.instr(
-        "load", TileType(tensor.type.dtype, shape), [tensor, other_op, *offsets], name=tensor.name
-    )
-    return annotate(b, out, layout) if layout is not None else out
+    out_type = TileType(tensor.type.dtype, shape)
+    if layout is not None:
+        _check_layout(b, layout, shape)
+        out_type = TileType(tensor.type.dtype, shape, layout)
+    return b.instr("load", out_type, [tensor, other_op, *offsets], name=tensor.name)
 
 
 def store(b: Builder, tensor: Any, value: Any, offsets: Any) -> None:

@@ -84,12 +84,18 @@ class _Return(Exception):
 
 class Translator:
     def __init__(
-        self, src: FunctionSource, fn_globals: dict[str, Any], builder: Builder, num_threads: int
+        self,
+        src: FunctionSource,
+        fn_globals: dict[str, Any],
+        builder: Builder,
+        num_threads: int,
+        warp_size: int,
     ) -> None:
         self.src = src
         self.globals = fn_globals
         self.b = builder
         self.num_threads = num_threads
+        self.warp_size = warp_size
         self.env: dict[str, Any] = {}
         self.mutable: set[Var] = set()  # variables updated with Assign (loop-carried, branches)
         self.in_func = False
@@ -545,9 +551,8 @@ class Translator:
                 f"bad call to {func.__name__}: {exc}", location=self.src.loc(node), code="call"
             ) from None
         bound.apply_defaults()
-        inner = Translator(
-            func.source, func.fn.__globals__ | _closure(func.fn), self.b, self.num_threads
-        )
+        scope = func.fn.__globals__ | _closure(func.fn)
+        inner = Translator(func.source, scope, self.b, self.num_threads, self.warp_size)
         inner.env = dict(bound.arguments)
         inner.in_func = True
         saved = self.b.loc
