@@ -198,6 +198,8 @@ class Launcher:
 
 
 def _spec(name: str, annotation: Any, value: Any) -> ParamSpec:
+    if annotation is lang.Tensor:  # bare tv.Tensor: any dtype
+        annotation = lang.Tensor()
     if annotation is lang.constexpr:
         if is_tensor_like(value):
             raise LaunchTypeError(

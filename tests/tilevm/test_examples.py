@@ -1,0 +1,39 @@
+"""Every example runs on the interpreter and matches its float64 / numpy reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+import tilevm as tv
+from tests.conftest import SEED
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vector_add() -> None:
+    assert load("vector_add").run(n=5_000 + 17, seed=SEED) == 0.0
+
+
+def test_softmax() -> None:
+    assert load("softmax").run(rows=9, cols=130, seed=SEED) < 1e-6
+
+
+def test_tiled_matmul_with_shared_memory() -> None:
+    assert load("matmul").run(m=45, n=38, k=70, seed=SEED) < 1e-6
+
+
+@pytest.mark.parametrize("wtype", [tv.i3, tv.f6e3m2fn], ids=str)
+def test_quantized_matmul_views_packed_bytes(wtype: tv.DataType) -> None:
+    assert load("quantized_matmul").run(wtype, m=18, n=64, k=192, seed=SEED) < 1e-6
