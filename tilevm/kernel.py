@@ -154,7 +154,9 @@ class Kernel:
     def ir(self, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The VM IR of the specialization these arguments select, as text."""
         specs, _ = self.specialize(args, kwargs)
-        return print_kernel(self.compile_ir(specs, _check_warps(warps or self.default_warps)))
+        return print_kernel(
+            self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
+        )
 
     def emit(self, target: str, *args: Any, **kwargs: Any) -> str:
         raise CompileError(
@@ -177,7 +179,7 @@ class Launcher:
         self, *args: Any, warps: int | None = None, device: str | None = None, **kwargs: Any
     ) -> None:
         device = devices.resolve(device)
-        warps = _check_warps(warps or self.kernel.default_warps)
+        warps = _check_warps(self.kernel.default_warps if warps is None else warps)
         specs, values = self.kernel.specialize(args, kwargs)
         ir = self.kernel.compile_ir(specs, warps)
         env = {}

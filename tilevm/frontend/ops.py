@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.frontend.builder import (
     ARITH,
@@ -23,8 +24,8 @@ from tilevm.frontend.builder import (
     describe,
 )
 from tilevm.ir.nodes import Var
-from tilevm.ir.types import ScalarType, TileType
-from tilevm.layouts import RegisterLayout, SharedLayout, shared_layout
+from tilevm.ir.types import ScalarType, SharedType, TileType
+from tilevm.layouts import RegisterLayout, SharedLayout, local, shared_layout
 from tilevm.layouts.defaults import default_layout
 
 _PY_BINARY = {
@@ -153,14 +154,17 @@ def view(
         layout.num_threads != src_layout.num_threads
         or layout.local_size * dtype.bits != bits_per_thread
     ):
+        per_thread = (
+            f"{bits_per_thread // dtype.bits} slots of {dtype}"
+            if bits_per_thread % dtype.bits == 0
+            else f"a whole number of {dtype.bits}-bit elements (it holds {bits_per_thread} bits)"
+        )
         raise b.shape_error(
             "view must keep the bits each thread holds",
-            expected=f"{src_layout.num_threads} threads x {bits_per_thread} bits "
-            f"= {bits_per_thread // dtype.bits if bits_per_thread % dtype.bits == 0 else '?'} "
-            f"slots of {dtype}",
+            expected=f"{src_layout.num_threads} threads x {per_thread}",
             found=f"{layout!r}: {layout.num_threads} threads x {layout.local_size} slots "
             f"of {dtype}",
-            hint="pick a layout whose local_size * dtype bits equals the source's",
+            hint="choose layouts where local_size * bits is the same before and after the view",
         )
     return b.instr(
         "view", TileType(dtype, layout.shape, layout), [annotate(b, x, src_layout)], name="view"
@@ -170,8 +174,6 @@ def view(
 def _derived_view_layout(
     b: Builder, src: RegisterLayout, old_bits: int, new_bits: int
 ) -> RegisterLayout:
-    from tilevm.layouts import local
-
     rank = src.rank
     if old_bits % new_bits == 0:
         return src * local(*([1] * (rank - 1)), old_bits // new_bits)
@@ -250,8 +252,6 @@ def dot(b: Builder, a: Any, c: Any, acc: Any) -> Var:
         )
     shape = (a.type.shape[0], c.type.shape[1])
     if acc is None:
-        from tilevm import dtypes as dts
-
         acc_dtype = dts.f32 if a.type.dtype.is_float else dts.i32
         acc = full(b, shape, 0, acc_dtype)
     acc = b.require_tile(acc, "tv.dot accumulator")
@@ -401,8 +401,6 @@ def _offsets(b: Builder, offsets: Any, rank: int, what: str) -> list:
 
 
 def shared(b: Builder, shape: Any, dtype: DataType, layout: Any) -> Var:
-    from tilevm.ir.types import SharedType
-
     shape = _static_shape(b, shape, "tv.shared shape")
     layout = layout if layout is not None else shared_layout(shape)
     if not isinstance(layout, SharedLayout) or layout.shape != shape:

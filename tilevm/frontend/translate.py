@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -360,7 +361,12 @@ class Translator:
         method = getattr(self, f"expr_{type(node).__name__}", None)
         if method is None:
             raise self.unsupported(node, f"the expression '{type(node).__name__}'")
-        return method(node)
+        # instructions (and errors) point at the sub-expression they come from
+        outer, self.b.loc = self.b.loc, self.src.loc(node)
+        try:
+            return method(node)
+        finally:
+            self.b.loc = outer
 
     def expr_Constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -542,8 +548,6 @@ class Translator:
             ) from exc
 
     def inline(self, func: Func, args: list[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
-        import inspect
-
         try:
             bound = inspect.signature(func.fn).bind(*args, **kwargs)
         except TypeError as exc:

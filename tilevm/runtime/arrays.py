@@ -112,8 +112,7 @@ def _from_codes(codes: np.ndarray, dtype: DataType, source: Any) -> HostTensor:
 
 
 def _torch_uint(size: int):
-    import torch  # only reached with a torch tensor in hand, so torch is already imported
-
+    torch = sys.modules["torch"]  # only reached with a torch tensor in hand
     return {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[size]
 
 

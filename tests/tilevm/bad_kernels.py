@@ -1,0 +1,117 @@
+"""Kernels with one mistake each; the line with the mistake is marked ``# <- error``."""
+
+from __future__ import annotations
+
+import tilevm as tv
+
+
+@tv.kernel
+def uses_lambda(x: tv.Tensor[tv.f32]):
+    f = lambda v: v  # <- error  # noqa: E731, F841
+
+
+@tv.kernel
+def shape_mismatch(x: tv.Tensor[tv.f32]):
+    a = tv.load(x, [0], [64])
+    b = tv.load(x, [0], [32])
+    tv.store(x, a + b, [0])  # <- error
+
+
+@tv.kernel
+def dtype_mismatch(x: tv.Tensor[tv.f32], y: tv.Tensor[tv.f16]):
+    a = tv.load(x, [0], [64])
+    b = tv.load(y, [0], [64])
+    tv.store(x, a * b, [0])  # <- error
+
+
+@tv.kernel
+def int_true_division(x: tv.Tensor[tv.i32]):
+    a = tv.load(x, [0], [64])
+    tv.store(x, a / 2, [0])  # <- error
+
+
+@tv.kernel
+def undefined_name(x: tv.Tensor[tv.f32]):
+    tv.store(x, missing_tile, [0])  # <- error  # noqa: F821
+
+
+@tv.kernel
+def tile_condition(x: tv.Tensor[tv.f32]):
+    a = tv.load(x, [0], [64])
+    if a > 0:  # <- error
+        tv.store(x, a, [0])
+
+
+@tv.kernel
+def type_changes_in_loop(x: tv.Tensor[tv.f32], n: tv.i32):
+    acc = tv.zeros([64], tv.f32)
+    for _i in range(n):
+        acc = acc.to(tv.f16)  # <- error
+    tv.store(x, acc, [0])
+
+
+@tv.kernel
+def bad_view(x: tv.Tensor[tv.u8]):
+    a = tv.load(x, [0], [128], layout=tv.layouts.spatial(128))
+    v = tv.view(a, dtype=tv.i3, layout=tv.layouts.spatial(128))  # <- error
+    tv.store(x, v.to(tv.u8), [0])
+
+
+@tv.kernel
+def store_wrong_dtype(x: tv.Tensor[tv.f16]):
+    a = tv.zeros([64], tv.f32)
+    tv.store(x, a, [0])  # <- error
+
+
+@tv.kernel
+def runtime_arange(x: tv.Tensor[tv.i32], n: tv.i32):
+    r = tv.arange(0, n)  # <- error
+    tv.store(x, r, [0])
+
+
+@tv.kernel
+def bad_block(x: tv.Tensor[tv.f32], BLOCK: tv.constexpr):
+    tv.store(x, tv.zeros([BLOCK], tv.f32), [0])  # <- error
+
+
+@tv.kernel
+def returns_value(x: tv.Tensor[tv.f32]):
+    return x  # <- error
+
+
+@tv.kernel
+def static_assert(x: tv.Tensor[tv.f32], BLOCK: tv.constexpr):
+    assert BLOCK % 32 == 0, "BLOCK must be a multiple of 32"  # <- error
+    tv.store(x, tv.zeros([BLOCK], tv.f32), [0])
+
+
+@tv.kernel
+def wrong_builtin_args(x: tv.Tensor[tv.f32]):
+    a = tv.load(x, [0])  # <- error
+    tv.store(x, a, [0])
+
+
+@tv.kernel
+def false_assumption(x: tv.Tensor[tv.f32], n: tv.i32):
+    tv.assume(n % 16 == 0)  # <- error
+    tv.store(x, tv.zeros([16], tv.f32), [0])
+
+
+@tv.kernel
+def shared_out_of_bounds(x: tv.Tensor[tv.f32]):
+    s = tv.shared([16], tv.f32)
+    tv.store_shared(s, tv.zeros([16], tv.f32))
+    v = tv.load_shared(s, [8], [16])  # <- error
+    tv.store(x, v, [0])
+
+
+@tv.kernel
+def slice_subscript(x: tv.Tensor[tv.f32]):
+    a = tv.load(x, [0], [64])
+    tv.store(x, a[0:4], [0])  # <- error
+
+
+@tv.kernel
+def runtime_python_call(x: tv.Tensor[tv.f32]):
+    a = tv.load(x, [0], [64])
+    tv.store(x, sorted(a), [0])  # <- error

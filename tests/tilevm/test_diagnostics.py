@@ -1,0 +1,90 @@
+"""Each diagnostic: the right error class and code, the file:line:col of the mistake with the
+source line and a caret, what was expected and found, a hint where one helps, and JSON."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tests.tilevm import bad_kernels as bad
+
+
+def marked_line(kernel: tv.Kernel) -> int:
+    lines, first = inspect.getsourcelines(kernel.fn)
+    return next(first + i for i, text in enumerate(lines) if "# <- error" in text)
+
+
+F32 = np.zeros(256, np.float32)
+
+CASES = [
+    (bad.uses_lambda, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
+    (bad.shape_mismatch, (F32,), {}, tv.ShapeError, "shape", ValueError),
+    (
+        bad.dtype_mismatch,
+        (F32, np.zeros(64, np.float16)),
+        {},
+        tv.KernelTypeError,
+        "type",
+        TypeError,
+    ),
+    (bad.int_true_division, (np.zeros(64, np.int32),), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.undefined_name, (F32,), {}, tv.CompileError, "undefined-name", None),
+    (bad.tile_condition, (F32,), {}, tv.CompileError, "condition", None),
+    (bad.type_changes_in_loop, (F32, 3), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.bad_view, (np.zeros(128, np.uint8),), {}, tv.ShapeError, "shape", ValueError),
+    (bad.store_wrong_dtype, (np.zeros(64, np.float16),), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.runtime_arange, (np.zeros(64, np.int32), 5), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.bad_block, (F32,), {"BLOCK": 0}, tv.KernelTypeError, "type", TypeError),
+    (bad.returns_value, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
+    (bad.static_assert, (F32,), {"BLOCK": 48}, tv.CompileError, "static-assert", None),
+    (bad.wrong_builtin_args, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.false_assumption, (F32, 20), {}, tv.TilevmError, "runtime", RuntimeError),
+    (bad.shared_out_of_bounds, (F32,), {}, tv.TilevmError, "runtime", RuntimeError),
+    (bad.slice_subscript, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
+    (bad.runtime_python_call, (F32,), {}, tv.CompileError, "call", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "args", "kwargs", "cls", "code", "builtin"),
+    CASES,
+    ids=lambda c: getattr(c, "__name__", ""),
+)
+def test_diagnostic_points_at_the_mistake(kernel, args, kwargs, cls, code, builtin) -> None:
+    with pytest.raises(cls) as info:
+        kernel[1,](*args, **kwargs)
+    err = info.value
+    assert err.code == code
+    if builtin is not None:
+        assert isinstance(err, builtin)
+    line = marked_line(kernel)
+    assert err.location is not None and err.location.line == line
+    assert err.location.file.endswith("bad_kernels.py")
+    text = str(err)
+    rendered = text.splitlines()
+    assert rendered[0] == f"{err.location.file}:{line}:{err.location.col + 1}"
+    assert "# <- error" in rendered[1]
+    assert rendered[2].strip() == "^" and rendered[2].index("^") == 4 + err.location.col
+    assert f"error[{code}]" in text
+    data = json.loads(json.dumps(err.to_dict()))
+    assert data["location"]["line"] == line and data["code"] == code
+
+
+def test_type_errors_say_what_was_expected_and_how_to_fix() -> None:
+    with pytest.raises(tv.KernelTypeError) as info:
+        bad.dtype_mismatch[1,](F32, np.zeros(64, np.float16))
+    err = info.value
+    assert err.found == "f32, f16" and "one dtype" in err.expected and ".to(" in err.hint
+    with pytest.raises(tv.ShapeError) as info:
+        bad.shape_mismatch[1,](F32)
+    assert "[64] and [32]" in info.value.found and "broadcast" in info.value.message
+
+
+def test_compile_errors_keep_internal_causes_chained() -> None:
+    with pytest.raises(tv.CompileError) as info:
+        bad.runtime_python_call[1,](F32)
+    assert "sorted" in info.value.message

@@ -1,0 +1,126 @@
+"""The launch API: grids, warps, devices, argument kinds, specialization, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tilevm as tv
+
+
+@tv.kernel
+def scale(x: tv.Tensor, out: tv.Tensor, factor: tv.f32, BLOCK: tv.constexpr = 64):
+    start = tv.block_id(0) * BLOCK
+    v = tv.load(x, [start], [BLOCK]).to(tv.f32) * factor
+    tv.store(out, v.to(out.dtype), [start])
+
+
+@tv.kernel
+def fill_ids(out: tv.Tensor[tv.i32]):
+    tv.store(
+        out,
+        tv.full([1, 1], tv.block_id(0) * 100 + tv.block_id(1), tv.i32),
+        [tv.block_id(0), tv.block_id(1)],
+    )
+
+
+def test_grid_forms_and_edge_blocks(rng: np.random.Generator) -> None:
+    x = rng.standard_normal(200).astype(np.float32)
+    for grid in (4, (4,), [4]):
+        out = np.full(200, np.nan, np.float32)
+        scale[grid](x, out, 2.5)
+        np.testing.assert_array_equal(out, x * np.float32(2.5))
+    ids = np.full((3, 5), -1, np.int32)
+    fill_ids[3, 5](ids)
+    np.testing.assert_array_equal(ids, np.arange(3)[:, None] * 100 + np.arange(5))
+
+
+def test_empty_grid_runs_nothing() -> None:
+    out = np.full(4, 7.0, np.float32)
+    scale[0,](np.zeros(4, np.float32), out, 1.0)
+    assert (out == 7.0).all()
+
+
+def test_torch_cpu_tensors_are_read_and_written_in_place(rng: np.random.Generator) -> None:
+    x = torch.from_numpy(rng.standard_normal(100).astype(np.float32)).to(torch.bfloat16)
+    out = torch.full((100,), float("nan"), dtype=torch.bfloat16)
+    scale[2,](x, out, 3.0)
+    expected = (x.float() * 3.0).to(torch.bfloat16)
+    assert torch.equal(out, expected)
+
+
+def test_packed_sub_byte_arrays(rng: np.random.Generator) -> None:
+    values = rng.integers(-4, 4, 150)
+    x = tv.PackedArray.from_values(values, tv.i3)
+    out = tv.PackedArray.empty((150,), tv.u5)
+    scale[3,](x, out, 1.0)
+    # through f32: float-to-integer conversion saturates, so negative values become 0
+    np.testing.assert_array_equal(out.values(), np.clip(values, 0, 31))
+
+
+def test_specialization_cache_keys(rng: np.random.Generator) -> None:
+    x = rng.standard_normal(64).astype(np.float32)
+    out = np.zeros(64, np.float32)
+    scale._cache.clear()
+    scale[1,](x, out, 1.0)
+    scale[1,](x, out, 2.0)  # scalars are not part of the key
+    assert len(scale._cache) == 1
+    scale[1,](x, out, 1.0, BLOCK=32)  # constexprs are
+    scale[1,](x.astype(np.float16), out, 1.0)  # dtypes are
+    scale[1,](x[::2], out[:32], 1.0)  # contiguity is
+    scale[1,](x, out, 1.0, warps=2)  # block size is
+    assert len(scale._cache) == 5
+
+
+def test_ir_text_reads_like_the_source() -> None:
+    text = scale.ir(np.zeros(8, np.float32), np.zeros(8, np.float16), 1.0)
+    assert text.splitlines()[0].startswith(
+        "kernel scale(%x: global f32[?], %out: global f16[?], %factor: f32)"
+    )
+    assert "%start: i32 = binary(%bid0, 64:i32, op='mul')" in text
+    assert "# line" in text
+
+
+def test_devices_and_missing_devices() -> None:
+    assert "interp" in tv.devices()
+    with pytest.raises(tv.DeviceError) as info:
+        scale[1,](np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0, device="cuda:0")
+    assert "'interp'" in info.value.expected and "tv.devices()" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("call", "cls", "match"),
+    [
+        (lambda: scale[1,](np.zeros(4, np.float32)), tv.LaunchTypeError, "wrong arguments"),
+        (
+            lambda: scale[1,](np.zeros(4, np.float32), 1.0, 1.0),
+            tv.LaunchTypeError,
+            "must be a tensor",
+        ),
+        (
+            lambda: scale[1,](np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(2)),
+            tv.LaunchTypeError,
+            "must be a scalar",
+        ),
+        (lambda: fill_ids[1,](np.zeros((1, 1), np.float32)), tv.LaunchTypeError, "has dtype f32"),
+        (lambda: scale(np.zeros(4), np.zeros(4), 1.0), tv.LaunchError, "needs a grid"),
+        (lambda: scale[1, 2, 3, 4](np.zeros(4), np.zeros(4), 1.0), tv.LaunchError, "bad grid"),
+        (lambda: scale[-1,](np.zeros(4), np.zeros(4), 1.0), tv.LaunchError, "bad grid"),
+        (
+            lambda: scale[1,](np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0, warps=0),
+            tv.LaunchError,
+            "bad warps",
+        ),
+        (lambda: tv.load(np.zeros(4), [0], [4]), tv.CompileError, "part of the kernel language"),
+        (
+            lambda: scale.emit("cuda", np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0),
+            tv.CompileError,
+            "no code generator",
+        ),
+    ],
+)
+def test_launch_errors(call, cls, match: str) -> None:
+    with pytest.raises(cls, match=match) as info:
+        call()
+    assert info.value.expected is not None or info.value.hint is not None
