@@ -1,8 +1,8 @@
-"""A first look at tilevm: data types of any width and the layout algebra.
+"""A first look at tilevm: a kernel, data types of any width, and the layout algebra.
 
-Quantizes random weights to 3-bit integers and to the 6-bit float f6e3m2fn, packs them the way a
-GPU kernel loads them, and shows how a tile is spread over a warp's threads, including the
-tensor-core fragment that a 16x16 f16 operand must have.
+Runs a kernel on the reference interpreter; quantizes random weights to 3-bit integers and to the
+6-bit float f6e3m2fn and packs them the way a GPU kernel loads them; and shows how a tile is
+spread over a warp's threads, including the tensor-core fragment a 16x16 f16 operand must have.
 """
 
 from __future__ import annotations
@@ -11,6 +11,30 @@ import numpy as np
 
 import tilevm as tv
 from tilevm.layouts import atoms, local, spatial
+
+
+@tv.kernel
+def scaled_add(
+    x: tv.Tensor[tv.f32],
+    y: tv.Tensor[tv.f32],
+    out: tv.Tensor[tv.f32],
+    alpha: tv.f32,
+    BLOCK: tv.constexpr = 256,
+):
+    start = tv.block_id(0) * BLOCK
+    a = tv.load(x, [start], [BLOCK])
+    b = tv.load(y, [start], [BLOCK])
+    tv.store(out, alpha * a + b, [start])
+
+
+def kernel_demo(rng: np.random.Generator) -> None:
+    n = 1000
+    x, y = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    out = np.full(n, np.nan, np.float32)
+    scaled_add[tv.cdiv(n, 256),](x, y, out, 2.0, device="interp")
+    error = np.abs(out - (np.float32(2.0) * x + y)).max()
+    print(f"scaled_add on {tv.devices()}: max error {error}")
+    print(scaled_add.ir(x, y, out, 2.0), end="\n\n")
 
 
 def quantize_demo(rng: np.random.Generator) -> None:
@@ -41,5 +65,6 @@ def layout_demo() -> None:
 
 
 if __name__ == "__main__":
+    kernel_demo(np.random.default_rng())
     quantize_demo(np.random.default_rng())
     layout_demo()

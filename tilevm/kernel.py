@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +150,7 @@ class Kernel:
             self.source.loc(self.source.tree),
         )
         verify(ir)
+        _dump(ir, "frontend", len(self._cache))
         self._cache[key] = ir
         return ir
 
@@ -287,6 +290,15 @@ def _check_warps(warps: Any) -> int:
             "bad warps", expected=f"an int in 1..{MAX_WARPS}", found=repr(warps), code="warps"
         )
     return warps
+
+
+def _dump(ir: KernelIR, stage: str, index: int) -> None:
+    """``TILEVM_DUMP=dir``: write the IR after each stage, for people debugging the compiler."""
+    folder = os.environ.get("TILEVM_DUMP")
+    if folder:
+        path = pathlib.Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{ir.name}.{index}.{stage}.ir").write_text(print_kernel(ir) + "\n")
 
 
 def _closure(fn: Any) -> dict[str, Any]:

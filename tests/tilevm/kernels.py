@@ -223,3 +223,15 @@ def control_flow(out: tv.Tensor[tv.i32], n: tv.i32, UNROLL: tv.constexpr):
     acc = clamp_add(acc, total, 1000)
     result = acc + count * 10000
     tv.store(out, result, [0])
+
+
+@tv.kernel
+def printing(x: tv.Tensor[tv.i32], out: tv.Tensor[tv.i32]):
+    v = tv.load(x, [0], [4])
+    tv.static_print("compile time", v)
+    tv.print("value", v)
+    pinned = tv.annotate(v, tv.layouts.local(4).replicate(tv.num_threads()))
+    acc = tv.zeros([4], tv.i32)
+    for i in tv.range(0, 3, 1, unroll=2):
+        acc = acc + pinned * i
+    tv.store(out, acc, [0])

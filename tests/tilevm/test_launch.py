@@ -124,3 +124,28 @@ def test_launch_errors(call, cls, match: str) -> None:
     with pytest.raises(cls, match=match) as info:
         call()
     assert info.value.expected is not None or info.value.hint is not None
+
+
+def test_print_static_print_annotate_and_range_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.tilevm.kernels import printing
+
+    x = np.array([3, 1, 4, 1], np.int32)
+    out = np.zeros(4, np.int32)
+    printing[2,](x, out)
+    captured = capsys.readouterr().out.splitlines()
+    assert captured[0].startswith("compile time %v: i32[4]")
+    assert captured[1] == "[block (0, 0, 0)] value %v=[3 1 4 1]"
+    assert captured[2] == "[block (1, 0, 0)] value %v=[3 1 4 1]"
+    np.testing.assert_array_equal(out, x * 3)
+    text = printing.ir(x, out)
+    assert "@ local(4).replicate(128) = annotate(%v)" in text
+    assert "for %i in range(0:i32, 3:i32, 1:i32, unroll=2):" in text
+
+
+def test_ir_is_dumped_when_asked(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TILEVM_DUMP", str(tmp_path))
+    scale._cache.clear()
+    scale[1,](np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0)
+    dumped = sorted(p.name for p in tmp_path.iterdir())
+    assert dumped and dumped[0].startswith("scale.") and dumped[0].endswith(".frontend.ir")
+    assert "kernel scale(" in (tmp_path / dumped[0]).read_text()

@@ -210,7 +210,7 @@ def _assume(tr: Translator, cond: Any) -> None:
 
 @handles("static_print")
 def _static_print(tr: Translator, *values: Any) -> None:
-    print(*(f"{v!r}: {v.type}" if isinstance(v, Var) else repr(v) for v in values))
+    print(*(f"{v!r}: {v.type}" if isinstance(v, Var) else str(v) for v in values))
 
 
 @handles("print")
