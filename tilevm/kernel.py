@@ -17,7 +17,7 @@ from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, LaunchError, LaunchTypeError
 from tilevm.frontend.builder import Builder, python_dtype
 from tilevm.frontend.source import FunctionSource
-from tilevm.frontend.translate import Func, Translator
+from tilevm.frontend.translate import Func, Translator, closure_vars
 from tilevm.interp.execute import Interpreter
 from tilevm.interp.values import GlobalTensor, Scalar
 from tilevm.ir.nodes import KernelIR, Param
@@ -125,7 +125,7 @@ class Kernel:
         if key in self._cache:
             return self._cache[key]
         builder = Builder()
-        scope = self.fn.__globals__ | _closure(self.fn)
+        scope = self.fn.__globals__ | closure_vars(self.fn)
         tr = Translator(self.source, scope, builder, warps * WARP_SIZE, WARP_SIZE)
         params = []
         for spec in specs:
@@ -299,12 +299,6 @@ def _dump(ir: KernelIR, stage: str, index: int) -> None:
         path = pathlib.Path(folder)
         path.mkdir(parents=True, exist_ok=True)
         (path / f"{ir.name}.{index}.{stage}.ir").write_text(print_kernel(ir) + "\n")
-
-
-def _closure(fn: Any) -> dict[str, Any]:
-    if not fn.__closure__:
-        return {}
-    return {name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, fn.__closure__)}
 
 
 def cdiv(a: int, b: int) -> int:

@@ -555,7 +555,7 @@ class Translator:
                 f"bad call to {func.__name__}: {exc}", location=self.src.loc(node), code="call"
             ) from None
         bound.apply_defaults()
-        scope = func.fn.__globals__ | _closure(func.fn)
+        scope = func.fn.__globals__ | closure_vars(func.fn)
         inner = Translator(func.source, scope, self.b, self.num_threads, self.warp_size)
         inner.env = dict(bound.arguments)
         inner.in_func = True
@@ -577,7 +577,8 @@ def _range_args(args: list[Any]) -> tuple[Any, Any, Any]:
     return args[0], args[1], args[2]
 
 
-def _closure(fn: Any) -> dict[str, Any]:
+def closure_vars(fn: Any) -> dict[str, Any]:
+    """The values a function closes over: names a kernel may use besides its globals."""
     if not fn.__closure__:
         return {}
     return {name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, fn.__closure__)}
