@@ -16,8 +16,9 @@ from tilevm import language as lang
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, LaunchError, LaunchTypeError
 from tilevm.frontend.builder import Builder, python_dtype
+from tilevm.frontend.expressions import Func, closure_vars
 from tilevm.frontend.source import FunctionSource
-from tilevm.frontend.translate import Func, Translator, closure_vars
+from tilevm.frontend.translate import Translator
 from tilevm.interp.execute import Interpreter
 from tilevm.interp.values import GlobalTensor, Scalar
 from tilevm.ir.nodes import KernelIR, Param
