@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from tilevm import dtypes as dts
 from tilevm import language as lang
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, LaunchError, LaunchTypeError
@@ -308,4 +307,3 @@ def cdiv(a: int, b: int) -> int:
 
 
 __all__ = ["Kernel", "cdiv", "func", "kernel"]
-_ = dts  # dtypes are re-exported by the package

@@ -211,7 +211,7 @@ class ExpressionTranslator:
                 location=self.src.loc(node),
                 code="subscript",
             )
-        return ops.expand_dims(self.b, tile, [], tuple(shape))
+        return ops.expand_dims(self.b, tile, tuple(shape))
 
     def expr_Slice(self, node: ast.Slice) -> slice:
         return slice(

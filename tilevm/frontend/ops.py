@@ -288,7 +288,8 @@ def transpose(b: Builder, x: Any, dims: Sequence[int] | None) -> Var:
     return b.instr("transpose", TileType(x.type.dtype, shape), [x], name=x.name, dims=dims)
 
 
-def expand_dims(b: Builder, x: Var, positions: Sequence[int], shape: tuple[int, ...]) -> Var:
+def expand_dims(b: Builder, x: Var, shape: tuple[int, ...]) -> Var:
+    """``x[:, None]``: the same elements with unit dimensions inserted (a reshape)."""
     return b.instr("reshape", TileType(x.type.dtype, shape), [x], name=x.name, shape=shape)
 
 
