@@ -227,6 +227,13 @@ PRIMITIVES = ("local", "spatial", "column_local", "column_spatial")
 def primitive(kind: str, shape: Sequence[int]) -> RegisterLayout:
     """``local``: one thread holds the whole shape, slots row-major; ``spatial``: one element per
     thread, threads row-major; the ``column_`` forms order slots / threads column-major."""
+    if kind not in PRIMITIVES:
+        raise LayoutError(
+            "unknown primitive layout",
+            expected=" | ".join(PRIMITIVES),
+            found=repr(kind),
+            code="layout-args",
+        )
     shape = _check_shape(shape, kind)
     order = list(range(len(shape)))
     if kind.startswith("column_"):

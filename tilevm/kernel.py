@@ -99,7 +99,9 @@ class Kernel:
     # ----- specialization ---------------------------------------------------------------------
     def specialize(
         self, args: Sequence[Any], kwargs: dict[str, Any]
-    ) -> tuple[list[ParamSpec], dict[str, Any]]:
+    ) -> tuple[list[ParamSpec], dict[str, Any], dict[str, HostTensor]]:
+        """The specialization key of these arguments, the bound values, and each tensor argument
+        already converted for the executor (converted once: packed arrays are unpacked here)."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -109,7 +111,7 @@ class Kernel:
                 found=f"{len(args)} positional, keywords {sorted(kwargs)}",
             ) from None
         bound.apply_defaults()
-        specs = []
+        specs, hosts = [], {}
         for name, param in self.signature.parameters.items():
             if name not in bound.arguments:
                 raise LaunchTypeError(
@@ -117,8 +119,11 @@ class Kernel:
                     expected=name,
                     found="nothing",
                 )
-            specs.append(_spec(name, param.annotation, bound.arguments[name]))
-        return specs, dict(bound.arguments)
+            spec, host = _spec(name, param.annotation, bound.arguments[name])
+            specs.append(spec)
+            if host is not None:
+                hosts[name] = host
+        return specs, dict(bound.arguments), hosts
 
     def compile_ir(self, specs: Sequence[ParamSpec], warps: int) -> KernelIR:
         key = (tuple(specs), warps)
@@ -156,7 +161,7 @@ class Kernel:
 
     def ir(self, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The VM IR of the specialization these arguments select, as text."""
-        specs, _ = self.specialize(args, kwargs)
+        specs, _, _ = self.specialize(args, kwargs)
         return print_kernel(
             self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
         )
@@ -183,26 +188,23 @@ class Launcher:
     ) -> None:
         device = devices.resolve(device)
         warps = _check_warps(self.kernel.default_warps if warps is None else warps)
-        specs, values = self.kernel.specialize(args, kwargs)
+        specs, values, hosts = self.kernel.specialize(args, kwargs)
         ir = self.kernel.compile_ir(specs, warps)
         env = {}
-        tensors: list[HostTensor] = []
         for param, spec in zip(ir.params, [s for s in specs if s.kind != "constexpr"]):
-            value = values[spec.name]
             if spec.kind == "tensor":
-                host = host_tensor(value, spec.name)
-                tensors.append(host)
+                host = hosts[spec.name]
                 env[param.var] = GlobalTensor(host.dtype, host.codes, host.shape, host.strides)
             else:
-                env[param.var] = Scalar(spec.dtype, _scalar_value(spec, value))
+                env[param.var] = Scalar(spec.dtype, _scalar_value(spec, values[spec.name]))
         if min(self.grid) == 0:
             return
         Interpreter(ir, self.grid).run(env)
-        for host in tensors:
+        for host in hosts.values():
             host.write_back()
 
 
-def _spec(name: str, annotation: Any, value: Any) -> ParamSpec:
+def _spec(name: str, annotation: Any, value: Any) -> tuple[ParamSpec, HostTensor | None]:
     if annotation is lang.Tensor:  # bare tv.Tensor: any dtype
         annotation = lang.Tensor()
     if annotation is lang.constexpr:
@@ -212,7 +214,7 @@ def _spec(name: str, annotation: Any, value: Any) -> ParamSpec:
                 expected="a Python value",
                 found=type(value).__name__,
             )
-        return ParamSpec(name, "constexpr", value=value)
+        return ParamSpec(name, "constexpr", value=value), None
     if isinstance(annotation, lang.Tensor) or (
         annotation is inspect.Parameter.empty and is_tensor_like(value)
     ):
@@ -241,9 +243,10 @@ def _spec(name: str, annotation: Any, value: Any) -> ParamSpec:
                 expected="fewer elements (32-bit indexing)",
                 found=str(host.shape),
             )
-        return ParamSpec(
+        spec = ParamSpec(
             name, "tensor", host.dtype, len(host.shape), None, host.contiguous, host.aligned16
         )
+        return spec, host
     if isinstance(annotation, DataType) or annotation is inspect.Parameter.empty:
         if is_tensor_like(value) or not isinstance(value, (int, float, bool, np.number, np.bool_)):
             raise LaunchTypeError(
@@ -252,7 +255,7 @@ def _spec(name: str, annotation: Any, value: Any) -> ParamSpec:
                 found=type(value).__name__,
             )
         dtype = annotation if isinstance(annotation, DataType) else python_dtype(value)
-        return ParamSpec(name, "scalar", dtype)
+        return ParamSpec(name, "scalar", dtype), None
     raise LaunchTypeError(
         f"parameter '{name}' has an annotation tilevm does not know",
         expected="tv.Tensor[dtype], a dtype such as tv.i32, or tv.constexpr",
@@ -301,9 +304,4 @@ def _dump(ir: KernelIR, stage: str, index: int) -> None:
         (path / f"{ir.name}.{index}.{stage}.ir").write_text(print_kernel(ir) + "\n")
 
 
-def cdiv(a: int, b: int) -> int:
-    """``ceil(a / b)`` for grid sizes on the host (inside kernels ``tv.cdiv`` works too)."""
-    return -(-a // b)
-
-
-__all__ = ["Kernel", "cdiv", "func", "kernel"]
+__all__ = ["Kernel", "func", "kernel"]

@@ -138,9 +138,7 @@ class Builder:
     def broadcast_shape(self, *values: Any, what: str) -> tuple[int, ...] | None:
         """numpy broadcasting over the tile operands; None when all are scalars."""
         shapes = [
-            value_type(v).shape
-            for v in values
-            if isinstance(v, Var) and isinstance(v.type, TileType)
+            v.type.shape for v in values if isinstance(v, Var) and isinstance(v.type, TileType)
         ]
         if not shapes:
             return None
@@ -207,10 +205,6 @@ def python_dtype(value: Any) -> DataType:
     if isinstance(value, (int, np.integer)):
         return INDEX if -(2**31) <= int(value) < 2**31 else dts.i64
     return dts.f32
-
-
-def value_type(value: Var) -> ValueType:
-    return value.type
 
 
 def value_dtype(value: Var) -> DataType:

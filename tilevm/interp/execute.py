@@ -49,7 +49,7 @@ class Interpreter:
             if isinstance(stmt, Instr):
                 self.instr(stmt)
             elif isinstance(stmt, Assign):
-                value = self.operand(stmt.value, stmt.target.type.dtype)
+                value = self.operand(stmt.value)
                 if isinstance(value, Tile):
                     value = self.relayout(value, self.layout_of(stmt.target.type))
                 self.env[stmt.target] = value
@@ -73,7 +73,7 @@ class Interpreter:
         return RuntimeFault(f"{message} (block {self.block})", location=stmt.loc)
 
     # ----- operands ---------------------------------------------------------------------------
-    def operand(self, op: Operand, dtype: DataType | None = None) -> Value:
+    def operand(self, op: Operand) -> Value:
         if isinstance(op, Literal):
             return Scalar(op.dtype, op.value)
         return self.env[op]

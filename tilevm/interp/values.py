@@ -8,6 +8,7 @@ thread keeps in each slot of the tile's layout. Elementwise work goes through th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -42,19 +43,11 @@ class Tile:
         codes = np.broadcast_to(codes, layout.shape)
         return cls(dtype, layout, codes[_index(layout)].astype(dtype.storage))
 
-    @classmethod
-    def from_values(cls, dtype: DataType, layout: RegisterLayout, values: np.ndarray) -> Tile:
-        """Store exact values of ``dtype`` (the caller has already rounded them)."""
-        return cls.from_codes(
-            dtype, layout, dtype.encode(np.asarray(values), overflow=_policy(dtype))
-        )
 
-
-def _policy(dtype: DataType) -> str:
-    return "wrap" if dtype.is_integer else "default"
-
-
+@lru_cache(maxsize=256)
 def _index(layout: RegisterLayout) -> tuple[np.ndarray, ...]:
+    """Where each (thread, slot) sits in the tile: asked for by every tile instruction of every
+    block, so computed once per layout."""
     indices = layout.indices()
     return tuple(indices[..., d] for d in range(layout.rank))
 
