@@ -49,6 +49,7 @@ def _index(layout: RegisterLayout) -> tuple[np.ndarray, ...]:
     """Where each (thread, slot) sits in the tile: asked for by every tile instruction of every
     block, so computed once per layout."""
     indices = layout.indices()
+    indices.flags.writeable = False  # shared by every tile of this layout
     return tuple(indices[..., d] for d in range(layout.rank))
 
 
