@@ -211,6 +211,14 @@ def _annotate(it: Interpreter, ins: Instr) -> None:
     it.env[ins.out] = it.relayout(it.operand(ins.args[0]), ins.out.type.layout)
 
 
+@handles("convert")
+def _convert(it: Interpreter, ins: Instr) -> None:
+    """A layout change inserted by the lowering (reshaping through row-major order)."""
+    tile = it.operand(ins.args[0])
+    codes = tile.codes().reshape(ins.out.type.shape)
+    it.env[ins.out] = Tile.from_codes(tile.dtype, ins.out.type.layout, codes)
+
+
 @handles("reshape")
 def _reshape(it: Interpreter, ins: Instr) -> None:
     tile = it.operand(ins.args[0])

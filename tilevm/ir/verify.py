@@ -27,6 +27,7 @@ SIGNATURES: dict[str, tuple[int | None, str | None]] = {
     "full": (1, "tile"),
     "arange": (0, "tile"),
     "annotate": (1, "tile"),
+    "convert": (1, "tile"),
     "reshape": (1, "tile"),
     "transpose": (1, "tile"),
     "view": (1, "tile"),

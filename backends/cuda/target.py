@@ -1,0 +1,20 @@
+"""CUDA target capabilities (read by the target-neutral lowering)."""
+
+from __future__ import annotations
+
+from tilevm.lowering.target import Target
+
+# Static shared memory per block without opting in is 48 KiB; sm_80 and sm_90 allow more per
+# block once the kernel raises its limit, which the runtime does when a plan needs it.
+SHARED_OPTIN = {"sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024, "sm_90": 227 * 1024,
+                "sm_90a": 227 * 1024}  # fmt: skip
+
+
+def cuda_target(arch: str = "sm_90a") -> Target:
+    return Target(
+        name=f"cuda-{arch}",
+        warp_size=32,
+        max_threads=1024,
+        shared_bytes=SHARED_OPTIN.get(arch, 48 * 1024),
+        vector_bytes=16,
+    )

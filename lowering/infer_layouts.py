@@ -1,0 +1,239 @@
+"""Pass: give every register tile a layout, and make layout changes explicit.
+
+Before: tiles the user did not annotate have ``layout=None``. After: every ``TileType`` has a
+layout; every instruction's tile operands have the layouts its rule (``layout_rules``) needs,
+through ``convert`` instructions where a value's layout differs from what a user needs.
+
+Order of decisions: layouts the user gave (``layout=``, ``tv.annotate``, ``tv.view``) spread
+first, through the rules in both directions; then each unassigned ``dot`` accumulator gets a
+SIMT-friendly layout; then each unassigned global load a vectorized one; then anything left a
+vectorized default. Each decision spreads before the next is made.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
+from tilevm.ir.types import TileType
+from tilevm.layouts import RegisterLayout
+from tilevm.lowering.layout_defaults import dot_layout, vector_layout
+from tilevm.lowering.layout_rules import (
+    BACKWARD,
+    FLEXIBLE_OPERANDS,
+    FORWARD,
+    FREE_RESULT,
+    is_tile,
+    try_reshape,
+)
+from tilevm.lowering.target import Target
+
+
+@dataclass
+class Conversion:
+    """A layout change lowering performs through shared memory: for diagnostics and comments."""
+
+    value: Var
+    producer: Instr | None
+    consumer: Stmt
+    source: RegisterLayout
+    target: RegisterLayout
+
+
+@dataclass
+class _Solver:
+    kernel: KernelIR
+    target: Target
+    layouts: dict[Var, RegisterLayout] = field(default_factory=dict)
+    uses: dict[Var, list[Instr | Assign]] = field(default_factory=dict)
+    producer: dict[Var, Instr | Assign] = field(default_factory=dict)
+
+    def solve(self) -> dict[Var, RegisterLayout]:
+        stmts = list(_walk(self.kernel.body))
+        for stmt in stmts:
+            for op in _operands(stmt):
+                if is_tile(op):
+                    self.uses.setdefault(op, []).append(stmt)
+            out = stmt.out if isinstance(stmt, Instr) else stmt.target
+            if out is not None and is_tile(out):
+                self.producer.setdefault(out, stmt)
+        for var in list(self.producer):  # layouts the user gave
+            if var.type.layout is not None:
+                self.assign(var, var.type.layout)
+        threads = self.kernel.num_threads
+        for stmt in stmts:  # dot accumulators
+            if isinstance(stmt, Instr) and stmt.op == "dot" and stmt.out not in self.layouts:
+                self.assign(stmt.out, dot_layout(stmt.out.type.shape, threads))
+        for stmt in stmts:  # global loads, then whatever is left
+            if isinstance(stmt, Instr) and stmt.op == "load" and stmt.out not in self.layouts:
+                self.assign(stmt.out, self.vector(stmt.out))
+        for var in list(self.producer):
+            if var not in self.layouts:
+                self.assign(var, self.vector(var))
+        return self.layouts
+
+    def vector(self, var: Var) -> RegisterLayout:
+        t = var.type
+        return vector_layout(t.shape, t.dtype, self.kernel.num_threads, self.target)
+
+    def assign(self, var: Var, layout: RegisterLayout) -> None:
+        if var in self.layouts:
+            return
+        self.layouts[var] = layout
+        queue = deque([var])
+        while queue:
+            for other, derived in self.neighbours(queue.popleft()):
+                if other not in self.layouts and derived is not None:
+                    if derived.num_threads == self.kernel.num_threads:
+                        self.layouts[other] = derived
+                        queue.append(other)
+
+    def neighbours(self, var: Var) -> Iterator[tuple[Var, RegisterLayout | None]]:
+        """Values whose layout follows from ``var``'s, through one instruction."""
+        stmts = list(self.uses.get(var, []))
+        if var in self.producer:
+            stmts.append(self.producer[var])
+        for stmt in stmts:
+            if isinstance(stmt, Assign):
+                yield from ((v, self.layouts[var]) for v in (stmt.target, stmt.value) if v != var)
+                continue
+            out = stmt.out
+            if out is not None and is_tile(out) and out not in self.layouts:
+                if stmt.op not in FREE_RESULT:
+                    known = [self.layouts.get(a) if is_tile(a) else None for a in stmt.args]
+                    yield out, FORWARD[stmt.op](stmt, known)
+            if out is not None and out in self.layouts:
+                wanted = BACKWARD[stmt.op](stmt, self.layouts[out])
+                yield from ((a, w) for a, w in zip(stmt.args, wanted) if is_tile(a))
+
+
+def _walk(stmts: Sequence[Stmt]) -> Iterator[Instr | Assign]:
+    for stmt in stmts:
+        if isinstance(stmt, (Instr, Assign)):
+            yield stmt
+        elif isinstance(stmt, For):
+            yield from _walk(stmt.body)
+        elif isinstance(stmt, If):
+            yield from _walk(stmt.then_body)
+            yield from _walk(stmt.else_body)
+        elif isinstance(stmt, While):
+            yield from _walk(stmt.cond_body)
+            yield from _walk(stmt.body)
+
+
+def _operands(stmt: Instr | Assign) -> tuple[Operand, ...]:
+    return stmt.args if isinstance(stmt, Instr) else (stmt.value,)
+
+
+# ----- rewrite --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rewriter:
+    layouts: dict[Var, RegisterLayout]
+    producer: dict[Var, Instr | Assign]
+    names: dict[Var, Var] = field(default_factory=dict)
+    conversions: list[Conversion] = field(default_factory=list)
+
+    def var(self, old: Var) -> Var:
+        if old not in self.names:
+            t = old.type
+            if isinstance(t, TileType):
+                t = TileType(t.dtype, t.shape, self.layouts[old])
+            self.names[old] = Var(old.name, t)
+        return self.names[old]
+
+    def operand(self, op: Operand) -> Operand:
+        return op if isinstance(op, Literal) else self.var(op)
+
+    def body(self, stmts: Sequence[Stmt]) -> tuple[Stmt, ...]:
+        out: list[Stmt] = []
+        for stmt in stmts:
+            if isinstance(stmt, Instr):
+                self.instr(stmt, out)
+            elif isinstance(stmt, Assign):
+                value = self.convert(stmt.value, self.layouts.get(stmt.target), stmt, out)
+                out.append(Assign(self.var(stmt.target), value, stmt.loc))
+            elif isinstance(stmt, For):
+                args = [self.operand(o) for o in (stmt.start, stmt.stop, stmt.step)]
+                body = self.body(stmt.body)
+                out.append(For(self.var(stmt.var), *args, body, stmt.attrs, stmt.loc))
+            elif isinstance(stmt, If):
+                then, orelse = self.body(stmt.then_body), self.body(stmt.else_body)
+                out.append(If(self.operand(stmt.cond), then, orelse, stmt.loc))
+            else:
+                cond_body = self.body(stmt.cond_body)
+                out.append(While(cond_body, self.operand(stmt.cond), self.body(stmt.body), stmt.loc))
+        return tuple(out)
+
+    def convert(
+        self, op: Operand, layout: RegisterLayout | None, user: Stmt, out: list[Stmt]
+    ) -> Operand:
+        new = self.operand(op)
+        if layout is None or not is_tile(op) or new.type.layout == layout:
+            return new
+        t = new.type
+        converted = Var(f"{op.name}.cvt", TileType(t.dtype, t.shape, layout))
+        out.append(Instr("convert", converted, (new,), (), user.loc))
+        self.conversions.append(
+            Conversion(new, self.producer.get(op), user, new.type.layout, layout)
+        )
+        return converted
+
+    def instr(self, ins: Instr, out: list[Stmt]) -> None:
+        result = self.var(ins.out) if ins.out is not None else None
+        if ins.op in ("annotate", "reshape", "transpose"):
+            if self.relayout(ins, result, out):
+                return
+        wanted = (
+            BACKWARD[ins.op](ins, result.type.layout)
+            if result is not None and is_tile(result) and ins.op not in FLEXIBLE_OPERANDS
+            else [None] * len(ins.args)
+        )
+        args = tuple(self.convert(a, w, ins, out) for a, w in zip(ins.args, wanted))
+        natural = None
+        if result is not None and is_tile(result) and ins.op not in FREE_RESULT:
+            natural = FORWARD[ins.op](ins, [a.type.layout if is_tile(a) else None for a in args])
+        if natural is not None and natural != result.type.layout:
+            # the result's users settled on another layout: compute, then convert
+            t = result.type
+            temp = Var(f"{ins.out.name}.natural", TileType(t.dtype, t.shape, natural))
+            out.append(Instr(ins.op, temp, args, ins.attrs, ins.loc))
+            out.append(Instr("convert", result, (temp,), (), ins.loc))
+            self.conversions.append(Conversion(temp, ins, ins, natural, t.layout))
+            return
+        out.append(Instr(ins.op, result, args, ins.attrs, ins.loc))
+
+    def relayout(self, ins: Instr, result: Var, out: list[Stmt]) -> bool:
+        """annotate/reshape/transpose: free when layouts line up, else one conversion (which
+        reshapes too: it goes through the row-major order in shared memory)."""
+        src = self.operand(ins.args[0])
+        want = result.type.layout
+        if ins.op == "transpose":
+            return False  # the rule's backward layout makes the operand line up
+        if ins.op == "reshape" and try_reshape(src.type.layout, result.type.shape) == want:
+            return False
+        if ins.op == "annotate" and src.type.layout == want:
+            self.names[ins.out] = src
+            return True
+        out.append(Instr("convert", result, (src,), (), ins.loc))
+        self.conversions.append(Conversion(src, self.producer.get(ins.args[0]), ins, src.type.layout, want))
+        return True
+
+
+@dataclass(frozen=True)
+class Inferred:
+    kernel: KernelIR
+    conversions: tuple[Conversion, ...]
+
+
+def infer_layouts(kernel: KernelIR, target: Target) -> Inferred:
+    solver = _Solver(kernel, target)
+    layouts = solver.solve()
+    rewriter = _Rewriter(layouts, solver.producer)
+    params = tuple(type(p)(rewriter.var(p.var), p.kind) for p in kernel.params)
+    body = rewriter.body(kernel.body)
+    result = KernelIR(kernel.name, params, body, kernel.warps, kernel.warp_size, kernel.loc)
+    return Inferred(result, tuple(rewriter.conversions))

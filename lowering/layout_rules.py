@@ -1,0 +1,164 @@
+"""One layout rule per VM instruction.
+
+A rule relates an instruction's result layout to its tile operands' layouts:
+
+* ``forward(ins, operands)``: the result layout the operands' layouts imply (None: the result is
+  free, or not enough is known yet);
+* ``backward(ins, out)``: the layout each tile operand must have for the instruction to run on a
+  result of layout ``out`` (None: any layout works for that operand).
+
+Layout inference propagates with both; lowering inserts conversions where a value's layout
+differs from what its user needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from tilevm.ir.nodes import Instr, Operand, Var
+from tilevm.ir.types import TileType
+from tilevm.layouts import RegisterLayout, local
+from tilevm.layouts.errors import LayoutError
+from tilevm.layouts.ops import permute, reduce, reshape
+
+Layouts = Sequence[RegisterLayout | None]
+Forward = Callable[[Instr, Layouts], RegisterLayout | None]
+Backward = Callable[[Instr, RegisterLayout], list[RegisterLayout | None]]
+
+FORWARD: dict[str, Forward] = {}
+BACKWARD: dict[str, Backward] = {}
+
+
+def rule(*ops: str, forward: Forward, backward: Backward) -> None:
+    for op in ops:
+        FORWARD[op] = forward
+        BACKWARD[op] = backward
+
+
+def is_tile(op: Operand) -> bool:
+    return isinstance(op, Var) and isinstance(op.type, TileType)
+
+
+def broadcast_layout(out: RegisterLayout, shape: Sequence[int]) -> RegisterLayout:
+    """The layout an operand of ``shape`` needs to be broadcast to a result of layout ``out``:
+    threads that differ only along the broadcast dimensions hold the same operand element."""
+    rank = len(out.shape)
+    padded = (1,) * (rank - len(shape)) + tuple(shape)
+    dims = [d for d in range(rank) if padded[d] == 1 and out.shape[d] != 1]
+    layout = reduce(out, dims, keepdims=True) if dims else out
+    return layout if len(shape) == rank else reshape(layout, shape)
+
+
+def try_reshape(layout: RegisterLayout, shape: Sequence[int]) -> RegisterLayout | None:
+    try:
+        return reshape(layout, shape)
+    except LayoutError:
+        return None
+
+
+def dot_operand_layouts(acc: RegisterLayout, k: int) -> tuple[RegisterLayout, RegisterLayout]:
+    """SIMT dot: the thread holding ``acc[m, n]`` holds row ``m`` of A and column ``n`` of B,
+    all ``k`` elements of each in its own slots."""
+    a = reduce(acc, [1], keepdims=True) * local(1, k)
+    b = reduce(acc, [0], keepdims=True) * local(k, 1)
+    return a, b
+
+
+# ----- the rules ------------------------------------------------------------------------------
+
+
+def _elementwise_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
+    for op, layout in zip(ins.args, operands):
+        if is_tile(op) and op.type.shape == ins.out.type.shape and layout is not None:
+            return layout
+    return None
+
+
+def _elementwise_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+    return [broadcast_layout(out, op.type.shape) if is_tile(op) else None for op in ins.args]
+
+
+rule(
+    "binary",
+    "compare",
+    "unary",
+    "where",
+    "cast",
+    forward=_elementwise_forward,
+    backward=_elementwise_backward,
+)
+
+
+def _free(ins: Instr, operands: Layouts) -> RegisterLayout | None:
+    return ins.out.type.layout if ins.out is not None and is_tile(ins.out) else None
+
+
+def _any_operand(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+    return [None] * len(ins.args)
+
+
+rule("load", "load_shared", "full", "arange", forward=_free, backward=_any_operand)
+
+
+def _reduce_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
+    src = operands[0]
+    if src is None or not is_tile(ins.out):
+        return None
+    return reduce(src, ins.attr("axes"), keepdims=ins.attr("keepdims"))
+
+
+rule("reduce", forward=_reduce_forward, backward=_any_operand)
+
+
+def _reshape_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
+    return None if operands[0] is None else try_reshape(operands[0], ins.out.type.shape)
+
+
+def _reshape_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+    return [try_reshape(out, ins.args[0].type.shape)]
+
+
+rule("reshape", forward=_reshape_forward, backward=_reshape_backward)
+
+
+def _transpose_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
+    return None if operands[0] is None else permute(operands[0], ins.attr("dims"))
+
+
+def _transpose_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+    dims = ins.attr("dims")
+    inverse = [dims.index(d) for d in range(len(dims))]
+    return [permute(out, inverse)]
+
+
+rule("transpose", forward=_transpose_forward, backward=_transpose_backward)
+
+
+def _fixed_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+    """The operand keeps the layout the frontend fixed (a view reads its input's bits)."""
+    return [op.type.layout if is_tile(op) else None for op in ins.args]
+
+
+rule("view", forward=_free, backward=_fixed_backward)
+# annotate is a conversion: it accepts any input, and proposes its layout to a free input
+rule("annotate", "convert", forward=_free, backward=lambda ins, out: [out])
+
+
+def _dot_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
+    return operands[2]
+
+
+def _dot_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+    a, b = dot_operand_layouts(out, ins.args[0].type.shape[1])
+    return [a, b, out]
+
+
+rule("dot", forward=_dot_forward, backward=_dot_backward)
+
+# instructions that take a tile of any layout and produce no tile
+rule("store", "store_shared", "print", forward=_free, backward=_any_operand)
+
+# ops whose result layout does not follow from the operands: inference never overrides them
+FREE_RESULT = frozenset({"load", "load_shared", "full", "arange", "view", "annotate", "convert"})
+# ops whose operands need not match ``backward`` exactly (the lowering handles any layout)
+FLEXIBLE_OPERANDS = frozenset({"annotate", "convert", "store", "store_shared", "print", "reduce"})
