@@ -25,7 +25,10 @@ from tilevm.ir.printer import print_kernel
 from tilevm.ir.types import GlobalType, ScalarType
 from tilevm.ir.verify import verify
 from tilevm.runtime import devices
+from tilevm.backends.cuda import driver
 from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
+from tilevm.runtime.compiled import CompiledKernel, build_cuda, launch_cuda
+from tilevm.runtime.device_arrays import DeviceTensor, device_tensor, is_device_tensor
 
 WARP_SIZE = 32  # of the interpreter's target; the lowering reads each target's own
 MAX_WARPS = 32
@@ -42,6 +45,7 @@ class ParamSpec:
     value: Any = None  # constexpr value
     contiguous: bool = True
     aligned16: bool = True
+    stride_align: int = 1  # a power of two dividing every stride but the last (elements)
 
 
 def kernel(fn: Any = None, *, warps: int = 4) -> Any:
@@ -74,6 +78,7 @@ class Kernel:
             ) from exc
         self._source: FunctionSource | None = None
         self._cache: dict[tuple, KernelIR] = {}
+        self._binaries: dict[tuple, CompiledKernel] = {}
 
     def __repr__(self) -> str:
         return f"<tilevm kernel {self.__name__}>"
@@ -98,8 +103,8 @@ class Kernel:
 
     # ----- specialization ---------------------------------------------------------------------
     def specialize(
-        self, args: Sequence[Any], kwargs: dict[str, Any]
-    ) -> tuple[list[ParamSpec], dict[str, Any], dict[str, HostTensor]]:
+        self, args: Sequence[Any], kwargs: dict[str, Any], on_device: bool = False
+    ) -> tuple[list[ParamSpec], dict[str, Any], dict[str, HostTensor | DeviceTensor]]:
         """The specialization key of these arguments, the bound values, and each tensor argument
         already converted for the executor (converted once: packed arrays are unpacked here)."""
         try:
@@ -119,7 +124,7 @@ class Kernel:
                     expected=name,
                     found="nothing",
                 )
-            spec, host = _spec(name, param.annotation, bound.arguments[name])
+            spec, host = _spec(name, param.annotation, bound.arguments[name], on_device)
             specs.append(spec)
             if host is not None:
                 hosts[name] = host
@@ -166,16 +171,29 @@ class Kernel:
             self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
         )
 
-    def emit(self, target: str, *args: Any, **kwargs: Any) -> str:
-        raise CompileError(
-            f"no code generator for target {target!r} in this version",
-            expected="'interp' (kernel.ir(...) shows the VM IR)",
-            found=repr(target),
-            hint="GPU and CPU code generation come with the lowering pipeline",
-            code="unsupported-target",
-        )
+    def compile(
+        self, target: str, *args: Any, warps: int | None = None, **kwargs: Any
+    ) -> CompiledKernel:
+        """Build the specialization these arguments select for ``target`` ("cuda" for this
+        machine's GPU or sm_90a without one, "cuda:sm_80", ...): source, binary, launch shape.
+        Arguments may be host arrays standing in for device tensors of the same shape."""
+        arch = _cuda_arch(target)
+        specs, _, _ = self.specialize(args, kwargs)
+        ir = self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
+        return self._build(ir, specs, arch)
 
-    compile = emit
+    def emit(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
+        """The generated source for ``target`` (see ``compile``)."""
+        return self.compile(target, *args, warps=warps, **kwargs).source
+
+    def _build(self, ir: KernelIR, specs: Sequence[ParamSpec], arch: str) -> CompiledKernel:
+        key = (tuple(specs), ir.warps, arch)
+        if key not in self._binaries:
+            index = len(self._binaries)
+            self._binaries[key] = build_cuda(
+                ir, specs, arch, dump=lambda k, stage: _dump(k, stage, index)
+            )
+        return self._binaries[key]
 
 
 class Launcher:
@@ -186,10 +204,23 @@ class Launcher:
     def __call__(
         self, *args: Any, warps: int | None = None, device: str | None = None, **kwargs: Any
     ) -> None:
-        device = devices.resolve(device)
+        device = devices.resolve(device, [*args, *kwargs.values()])
         warps = _check_warps(self.kernel.default_warps if warps is None else warps)
-        specs, values, hosts = self.kernel.specialize(args, kwargs)
+        specs, values, hosts = self.kernel.specialize(args, kwargs, on_device=device != "interp")
         ir = self.kernel.compile_ir(specs, warps)
+        if min(self.grid) == 0:
+            return
+        if device == "interp":
+            self._interpret(ir, specs, values, hosts)
+            return
+        index = devices.cuda_index(device)
+        compiled = self.kernel._build(ir, specs, driver.device_info(index).arch_for_compile)
+        scalars = {
+            s.name: (s.dtype, _scalar_value(s, values[s.name])) for s in specs if s.kind == "scalar"
+        }
+        launch_cuda(compiled, self.grid, hosts, scalars, index)
+
+    def _interpret(self, ir: KernelIR, specs, values, hosts) -> None:
         env = {}
         for param, spec in zip(ir.params, [s for s in specs if s.kind != "constexpr"]):
             if spec.kind == "tensor":
@@ -197,14 +228,14 @@ class Launcher:
                 env[param.var] = GlobalTensor(host.dtype, host.codes, host.shape, host.strides)
             else:
                 env[param.var] = Scalar(spec.dtype, _scalar_value(spec, values[spec.name]))
-        if min(self.grid) == 0:
-            return
         Interpreter(ir, self.grid).run(env)
         for host in hosts.values():
             host.write_back()
 
 
-def _spec(name: str, annotation: Any, value: Any) -> tuple[ParamSpec, HostTensor | None]:
+def _spec(
+    name: str, annotation: Any, value: Any, on_device: bool = False
+) -> tuple[ParamSpec, HostTensor | DeviceTensor | None]:
     if annotation is lang.Tensor:  # bare tv.Tensor: any dtype
         annotation = lang.Tensor()
     if annotation is lang.constexpr:
@@ -225,7 +256,15 @@ def _spec(name: str, annotation: Any, value: Any) -> tuple[ParamSpec, HostTensor
                 found=f"{type(value).__name__} {value!r}"[:80],
                 hint="pass a numpy array, a torch tensor or a tv.PackedArray",
             )
-        host = host_tensor(value, name)
+        if on_device != is_device_tensor(value):
+            raise LaunchTypeError(
+                f"argument '{name}' is {'a host' if on_device else 'a GPU'} tensor, but the "
+                f"kernel runs {'on the GPU' if on_device else 'on the host'}",
+                expected="every tensor argument on the device the kernel runs on",
+                found=_where(value),
+                hint="move it (torch: .cuda() / .cpu()), or pass device= to match",
+            )
+        host = device_tensor(value, name) if on_device else host_tensor(value, name)
         if (
             isinstance(annotation, lang.Tensor)
             and annotation.dtype is not None
@@ -244,7 +283,14 @@ def _spec(name: str, annotation: Any, value: Any) -> tuple[ParamSpec, HostTensor
                 found=str(host.shape),
             )
         spec = ParamSpec(
-            name, "tensor", host.dtype, len(host.shape), None, host.contiguous, host.aligned16
+            name,
+            "tensor",
+            host.dtype,
+            len(host.shape),
+            None,
+            host.contiguous,
+            host.aligned16,
+            host.stride_align,
         )
         return spec, host
     if isinstance(annotation, DataType) or annotation is inspect.Parameter.empty:
@@ -261,6 +307,26 @@ def _spec(name: str, annotation: Any, value: Any) -> tuple[ParamSpec, HostTensor
         expected="tv.Tensor[dtype], a dtype such as tv.i32, or tv.constexpr",
         found=repr(annotation),
     )
+
+
+def _where(value: Any) -> str:
+    device = getattr(value, "device", None)
+    return f"{type(value).__name__} on {device}" if device is not None else type(value).__name__
+
+
+def _cuda_arch(target: str) -> str:
+    name, _, arch = target.partition(":")
+    if name != "cuda":
+        raise CompileError(
+            f"no code generator for target {target!r}",
+            expected="'cuda' or 'cuda:<arch>' such as 'cuda:sm_80', 'cuda:sm_90a'",
+            found=repr(target),
+            hint="kernel.ir(...) shows the VM IR for any target",
+            code="unsupported-target",
+        )
+    if arch:
+        return arch
+    return driver.device_info(0).arch_for_compile if driver.available() else "sm_90a"
 
 
 def _scalar_value(spec: ParamSpec, value: Any) -> Any:

@@ -35,10 +35,21 @@ class PackedArray:
         return cls(np.zeros(dtype.nbytes(size), np.uint8), dtype, tuple(shape))
 
     def values(self) -> np.ndarray:
-        return dts.unpack(self.data, self.dtype, self.shape)
+        return dts.unpack(_host_bytes(self.data), self.dtype, self.shape)
 
     def codes(self) -> np.ndarray:
-        return dts.unpack(self.data, self.dtype, self.shape, bits=True)
+        return dts.unpack(_host_bytes(self.data), self.dtype, self.shape, bits=True)
+
+    def to(self, device: str) -> PackedArray:
+        """The same bits in a torch uint8 tensor on ``device`` (e.g. "cuda"), or on the host
+        as numpy for "cpu"."""
+        if device == "cpu":
+            return PackedArray(_host_bytes(self.data).copy(), self.dtype, self.shape)
+        torch = sys.modules.get("torch")
+        if torch is None:
+            raise LaunchTypeError("moving a packed array to a GPU needs torch", found=device)
+        data = torch.as_tensor(_host_bytes(self.data)).to(device)
+        return PackedArray(data, self.dtype, self.shape)
 
 
 @dataclass
@@ -53,13 +64,25 @@ class HostTensor:
     aligned16: bool
     source: Any
 
+    @property
+    def stride_align(self) -> int:
+        return stride_align(self.strides, self.dtype.bits)
+
     def write_back(self) -> None:
         if isinstance(self.source, PackedArray):
             self.source.data[:] = dts.pack_codes(self.codes.reshape(-1), self.dtype.bits)
 
 
+def _host_bytes(data: Any) -> np.ndarray:
+    return data if isinstance(data, np.ndarray) else data.detach().cpu().numpy()
+
+
 def is_tensor_like(value: Any) -> bool:
-    return isinstance(value, (np.ndarray, PackedArray)) or _is_torch_tensor(value)
+    return (
+        isinstance(value, (np.ndarray, PackedArray))
+        or _is_torch_tensor(value)
+        or hasattr(value, "__dlpack__")
+    )
 
 
 def _is_torch_tensor(value: Any) -> bool:
@@ -71,7 +94,7 @@ def host_tensor(value: Any, name: str) -> HostTensor:
     if isinstance(value, PackedArray):
         codes = value.codes()
         return HostTensor(
-            value.dtype, codes, value.shape, _c_strides(value.shape), True, True, value
+            value.dtype, codes, value.shape, c_strides(value.shape), True, True, value
         )
     if _is_torch_tensor(value):
         if value.device.type != "cpu":
@@ -116,7 +139,17 @@ def _torch_uint(size: int):
     return {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[size]
 
 
-def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def stride_align(strides: tuple[int, ...], bits: int) -> int:
+    """The largest power of two, up to one 16-byte vector of elements, dividing every stride but
+    the last: how wide the rows of a tile may be accessed at once."""
+    align = max(1, 128 // max(bits, 1))
+    for s in strides[:-1]:
+        while align > 1 and s % align:
+            align //= 2
+    return align
+
+
+def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, step = [], 1
     for n in reversed(shape):
         strides.insert(0, step)

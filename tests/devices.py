@@ -1,0 +1,69 @@
+"""Running one test on every executor: the interpreter always, CUDA where a GPU is present.
+
+``run(launcher, *args, device=...)`` moves array arguments to the device, launches, waits, and
+copies every array back into the caller's host objects, so a test body reads the same on every
+device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tilevm.backends.cuda import driver
+
+DEVICES = ["interp"] + (["cuda"] if driver.available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _to_gpu(arg):
+    import torch
+
+    if isinstance(arg, tv.PackedArray):
+        return arg.to("cuda")
+    if isinstance(arg, np.ndarray):
+        dt = tv.dtype(arg.dtype)
+        raw = torch.from_numpy(np.ascontiguousarray(arg).view(np.uint8).copy()).cuda()
+        twin = tv.dtypes.torch_dtype(dt)
+        gpu = raw.view(twin) if twin is not None else raw
+        gpu = gpu.reshape(arg.shape) if arg.ndim else gpu
+        if not arg.flags.c_contiguous:  # keep the caller's strides: a strided view on the GPU
+            base = _to_gpu(np.ascontiguousarray(arg.base if arg.base is not None else arg))
+            offset = (arg.ctypes.data - arg.base.ctypes.data) // arg.itemsize
+            gpu = base.reshape(-1).as_strided(
+                arg.shape, tuple(s // arg.itemsize for s in arg.strides), offset
+            )
+        return gpu
+    return arg
+
+
+def _back(host, gpu) -> None:
+    import torch
+
+    if isinstance(host, tv.PackedArray):
+        host.data[:] = gpu.data.cpu().numpy()
+    elif isinstance(host, np.ndarray):
+        raw = gpu.contiguous().reshape(-1).view(torch.uint8).cpu().numpy()
+        host[...] = raw.view(host.dtype).reshape(host.shape)
+
+
+def run(launcher, *args, device: str = "interp", **kwargs) -> None:
+    if device == "interp":
+        launcher(*args, device="interp", **kwargs)
+        return
+    moved = [_to_gpu(a) for a in args]
+    launcher(*moved, device=device, **kwargs)
+    driver.synchronize()
+    for host, gpu in zip(args, moved):
+        if gpu is not host:
+            _back(host, gpu)
+
+
+def at(device: str, launcher):
+    """``at(device, kernel[grid])(*args)``: launch on ``device`` with host arrays."""
+    return lambda *args, **kwargs: run(launcher, *args, device=device, **kwargs)

@@ -1,0 +1,123 @@
+"""Compiling a kernel's specialization for a GPU target, with both caches, and launching it.
+
+In-process: one entry per (specialization, warps, arch), holding the loaded function. On disk:
+the binary, keyed by the generated source, the compiler options and fingerprint, the arch and
+tilevm's version, so a new process loads a cached binary without compiling.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tilevm.backends.cuda import disasm, driver, nvrtc
+from tilevm.backends.cuda.renderer import CudaRenderer
+from tilevm.backends.cuda.target import cuda_target
+from tilevm.dtypes import DataType
+from tilevm.ir.nodes import KernelIR
+from tilevm.lowering.lower import TensorFacts
+from tilevm.lowering.pipeline import Lowered, lower_kernel
+from tilevm.lowering.thread_ir import ThreadKernel
+from tilevm.runtime.cache import DiskCache
+
+NVRTC_OPTIONS = ("--fmad=false",)  # one rounding per operation, as the VM's semantics say
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tilevm")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
+        return "0+unknown"
+
+
+@dataclass
+class CompiledKernel:
+    """One specialization built for one GPU arch: its source, binary and launch shape."""
+
+    name: str
+    arch: str
+    source: str
+    binary: bytes
+    thread: ThreadKernel
+    lowered: Lowered
+    cached: bool = False  # the binary came from the disk cache
+    _function: Any = field(default=None, repr=False)
+
+    @property
+    def num_threads(self) -> int:
+        return self.thread.num_threads
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.thread.shared_bytes
+
+    def sass(self) -> str:
+        return disasm.sass(self.binary)
+
+
+def facts_of(specs: Sequence[Any]) -> dict[str, TensorFacts]:
+    return {
+        s.name: TensorFacts(s.contiguous, s.aligned16, s.stride_align)
+        for s in specs
+        if s.kind == "tensor"
+    }
+
+
+def build_cuda(
+    ir: KernelIR,
+    specs: Sequence[Any],
+    arch: str,
+    dump: Callable[[KernelIR, str], None] | None = None,
+    cache: DiskCache | None = None,
+) -> CompiledKernel:
+    lowered = lower_kernel(ir, cuda_target(arch), facts_of(specs), dump)
+    source = CudaRenderer().render(lowered.thread)
+    cache = cache or DiskCache()
+    key = cache.key(source, " ".join(NVRTC_OPTIONS), arch, nvrtc.compiler_fingerprint(), _version())
+    binary = cache.get(key)
+    cached = binary is not None
+    if binary is None:
+        binary = nvrtc.compile_cubin(source, arch, NVRTC_OPTIONS, name=f"{ir.name}.cu")
+        cache.put(key, binary)
+    return CompiledKernel(ir.name, arch, source, binary, lowered.thread, lowered, cached)
+
+
+def _scalar_arg(dtype: DataType, value: Any) -> ctypes._SimpleCData:
+    if dtype.name == "f32":
+        return ctypes.c_float(value)
+    if dtype.name == "f64":
+        return ctypes.c_double(value)
+    if dtype.is_float:  # f16, bf16 and the small floats travel as their bit patterns
+        code = int(dtype.encode([value])[0])
+        return ctypes.c_uint16(code) if dtype.bits > 8 else ctypes.c_uint8(code)
+    width = 8 if dtype.bits <= 8 else 16 if dtype.bits <= 16 else 32 if dtype.bits <= 32 else 64
+    kind = "c_int" if dtype.kind == "int" else "c_uint"
+    return getattr(ctypes, f"{kind}{width}")(int(value))
+
+
+def launch_cuda(
+    compiled: CompiledKernel,
+    grid: tuple[int, int, int],
+    tensors: dict[str, Any],  # name -> DeviceTensor
+    scalars: dict[str, tuple[DataType, Any]],
+    device: int,
+) -> None:
+    if compiled._function is None:
+        compiled._function = driver.Module(compiled.binary, device).function(compiled.name)
+    args: list[ctypes._SimpleCData] = []
+    for p in compiled.thread.params:
+        if p.kind == "tensor":
+            args.append(ctypes.c_void_p(tensors[p.arg].ptr))
+        elif p.kind == "scalar":
+            dtype, value = scalars[p.arg]
+            args.append(_scalar_arg(dtype, value))
+        else:
+            tensor = tensors[p.arg]
+            args.append(ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis]))
+    torch = sys.modules.get("torch")
+    stream = torch.cuda.current_stream(device).cuda_stream if torch is not None else 0
+    compiled._function.launch(grid, (compiled.num_threads, 1, 1), compiled.shared_bytes, args, stream)
