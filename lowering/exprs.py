@@ -4,7 +4,7 @@ index arithmetic (a layout's digits are ``(x >> shift) & mask`` for power-of-two
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -185,7 +185,7 @@ def _slot_table(src: RegisterLayout, dst: RegisterLayout, project: Project) -> n
     return table[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _radix_digits(n: int, radices: tuple[int, ...]) -> np.ndarray:
     i = np.arange(n)
     out, stride = [], 1

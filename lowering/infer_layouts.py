@@ -85,10 +85,10 @@ class _Solver:
         queue = deque([var])
         while queue:
             for other, derived in self.neighbours(queue.popleft()):
-                if other not in self.layouts and derived is not None:
-                    if derived.num_threads == self.kernel.num_threads:
-                        self.layouts[other] = derived
-                        queue.append(other)
+                usable = derived is not None and derived.num_threads == self.kernel.num_threads
+                if other not in self.layouts and usable:
+                    self.layouts[other] = derived
+                    queue.append(other)
 
     def neighbours(self, var: Var) -> Iterator[tuple[Var, RegisterLayout | None]]:
         """Values whose layout follows from ``var``'s, through one instruction."""
@@ -100,10 +100,10 @@ class _Solver:
                 yield from ((v, self.layouts[var]) for v in (stmt.target, stmt.value) if v != var)
                 continue
             out = stmt.out
-            if out is not None and is_tile(out) and out not in self.layouts:
-                if stmt.op not in FREE_RESULT:
-                    known = [self.layouts.get(a) if is_tile(a) else None for a in stmt.args]
-                    yield out, FORWARD[stmt.op](stmt, known)
+            open_result = out is not None and is_tile(out) and out not in self.layouts
+            if open_result and stmt.op not in FREE_RESULT:
+                known = [self.layouts.get(a) if is_tile(a) else None for a in stmt.args]
+                yield out, FORWARD[stmt.op](stmt, known)
             if out is not None and out in self.layouts:
                 wanted = BACKWARD[stmt.op](stmt, self.layouts[out])
                 yield from ((a, w) for a, w in zip(stmt.args, wanted) if is_tile(a))
@@ -165,7 +165,9 @@ class _Rewriter:
                 out.append(If(self.operand(stmt.cond), then, orelse, stmt.loc))
             else:
                 cond_body = self.body(stmt.cond_body)
-                out.append(While(cond_body, self.operand(stmt.cond), self.body(stmt.body), stmt.loc))
+                out.append(
+                    While(cond_body, self.operand(stmt.cond), self.body(stmt.body), stmt.loc)
+                )
         return tuple(out)
 
     def convert(
@@ -184,9 +186,8 @@ class _Rewriter:
 
     def instr(self, ins: Instr, out: list[Stmt]) -> None:
         result = self.var(ins.out) if ins.out is not None else None
-        if ins.op in ("annotate", "reshape", "transpose"):
-            if self.relayout(ins, result, out):
-                return
+        if ins.op in ("annotate", "reshape", "transpose") and self.relayout(ins, result, out):
+            return
         wanted = (
             BACKWARD[ins.op](ins, result.type.layout)
             if result is not None and is_tile(result) and ins.op not in FLEXIBLE_OPERANDS
@@ -219,7 +220,9 @@ class _Rewriter:
             self.names[ins.out] = src
             return True
         out.append(Instr("convert", result, (src,), (), ins.loc))
-        self.conversions.append(Conversion(src, self.producer.get(ins.args[0]), ins, src.type.layout, want))
+        self.conversions.append(
+            Conversion(src, self.producer.get(ins.args[0]), ins, src.type.layout, want)
+        )
         return True
 
 

@@ -103,6 +103,7 @@ class Lowerer:
         self.threads = kernel.num_threads
         self.names = Names()
         self.params: list[t.Param] = []
+        self.dims: dict[tuple[Var, str, int], str] = {}
         self._bodies: list[list[t.Stmt]] = [[]]
         self._line: int | None = None
         self.tid = t.Sym("tid")
@@ -174,22 +175,29 @@ class Lowerer:
     def _param(self, var: Var) -> None:
         name = self.name(var)
         if isinstance(var.type, GlobalType):
-            self.params.append(t.Param(name, "tensor", var.type.dtype))
+            self.params.append(t.Param(name, "tensor", var.type.dtype, var.name))
             for d in range(var.type.rank):
-                self.params.append(t.Param(self.names.fresh(f"{name}_shape{d}"), "dim", dim_t()))
-                self.params.append(
-                    t.Param(self.names.fresh(f"{name}_stride{d}"), "stride", dim_t())
-                )
+                for kind in ("shape", "stride"):
+                    self.dims[(var, kind, d)] = self.names.fresh(f"{name}_{kind}{d}")
+                    self.params.append(
+                        t.Param(
+                            self.dims[(var, kind, d)],
+                            kind if kind == "stride" else "dim",
+                            dim_t(),
+                            var.name,
+                            d,
+                        )  # fmt: skip
+                    )
         else:
-            self.params.append(t.Param(name, "scalar", var.type.dtype))
+            self.params.append(t.Param(name, "scalar", var.type.dtype, var.name))
 
     def shape_sym(self, tensor: Var, d: int) -> t.Sym:
-        return t.Sym(f"{self.name(tensor)}_shape{d}")
+        return t.Sym(self.dims[(tensor, "shape", d)])
 
     def stride_sym(self, tensor: Var, d: int) -> t.Expr:
         if d == tensor.type.rank - 1 and self.facts.get(tensor.name, TensorFacts()).contiguous:
             return const(1)
-        return t.Sym(f"{self.name(tensor)}_stride{d}")
+        return t.Sym(self.dims[(tensor, "stride", d)])
 
     def _declare_carried(self, stmts) -> None:
         """Variables given new values by ``Assign`` are declared once, up front, so they outlive
@@ -248,8 +256,10 @@ class Lowerer:
             self.slots(
                 target.type.layout.local_size,
                 lambda i: self.emit(
-                    t.Set(t.Elem(name, i, target.type.dtype),
-                          t.Elem(self.name(stmt.value), i, target.type.dtype))  # fmt: skip
+                    t.Set(
+                        t.Elem(name, i, target.type.dtype),
+                        t.Elem(self.name(stmt.value), i, target.type.dtype),
+                    )  # fmt: skip
                 ),
             )
         else:
@@ -267,8 +277,14 @@ class Lowerer:
                                (t.Effect(t.Call("trap", (), dim_t())),)))  # fmt: skip
         unroll = stmt.attrs and dict(stmt.attrs).get("unroll")
         self.emit(
-            t.Loop(var, self.index(stmt.start), self.index(stmt.stop), step, tuple(inner),
-                   unroll=bool(unroll))  # fmt: skip
+            t.Loop(
+                var,
+                self.index(stmt.start),
+                self.index(stmt.stop),
+                step,
+                tuple(inner),
+                unroll=bool(unroll),
+            )  # fmt: skip
         )
 
 

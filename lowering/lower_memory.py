@@ -63,7 +63,9 @@ def vector_width(
 class GlobalAccess:
     """Addresses and bounds of a tile at ``offsets`` of global tensor ``tensor``."""
 
-    def __init__(self, lw: Lowerer, tensor: Var, layout: RegisterLayout, offsets: Sequence[Operand]):
+    def __init__(
+        self, lw: Lowerer, tensor: Var, layout: RegisterLayout, offsets: Sequence[Operand]
+    ):
         self.lw, self.tensor, self.layout = lw, tensor, layout
         self.dtype = tensor.type.dtype
         rank = tensor.type.rank
@@ -129,7 +131,10 @@ def _load(lw: Lowerer, ins: Instr) -> None:
     def element(i: t.Expr) -> list[t.Stmt]:
         index = access.index(i)
         target = t.Elem(name, i, out.type.dtype)
-        return [t.Set(target, fill), t.IfThen(access.inside(index), (t.Set(target, access.load(index)),))]
+        return [
+            t.Set(target, fill),
+            t.IfThen(access.inside(index), (t.Set(target, access.load(index)),)),
+        ]
 
     def run(i: t.Expr) -> None:
         if v == 1:
@@ -156,7 +161,9 @@ def _store(lw: Lowerer, ins: Instr) -> None:
 
     def element(i: t.Expr) -> t.Stmt:
         index = access.index(i)
-        return t.IfThen(access.inside(index), (access.store(index, t.Elem(name, i, value.type.dtype)),))
+        return t.IfThen(
+            access.inside(index), (access.store(index, t.Elem(name, i, value.type.dtype)),)
+        )
 
     def run(i: t.Expr) -> None:
         if v == 1:

@@ -20,7 +20,7 @@ from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout
 from tilevm.layouts.ops import reduce
 from tilevm.lowering import thread_ir as t
-from tilevm.lowering.exprs import add, compute_type, const, digits, mul, slot_map, sub, digit
+from tilevm.lowering.exprs import add, compute_type, const, digit, digits, mul, slot_map, sub
 from tilevm.lowering.lower import Lowerer, lowers
 from tilevm.lowering.target import Target
 
@@ -94,7 +94,10 @@ def _reduce(lw: Lowerer, ins: Instr) -> None:
     ct = compute_type(src.type.dtype)
     acc = lw.names.fresh(f"{lw.name(src)}_{op}")
     lw.emit(t.Declare(acc, ct, kept.local_size))
-    lw.slots(kept.local_size, lambda j: lw.emit(t.Set(t.Elem(acc, j, ct), _identity(op, src.type.dtype, ct))))
+    lw.slots(
+        kept.local_size,
+        lambda j: lw.emit(t.Set(t.Elem(acc, j, ct), _identity(op, src.type.dtype, ct))),
+    )
     to_out = _reduce_map(layout, kept, axes)
 
     def own(i: t.Expr) -> None:
@@ -107,8 +110,15 @@ def _reduce(lw: Lowerer, ins: Instr) -> None:
         lw.slots(
             kept.local_size,
             lambda j, mask=mask: lw.emit(
-                t.Set(t.Elem(acc, j, ct), _combine(op, t.Elem(acc, j, ct),
-                      t.Call("shfl_xor", (t.Elem(acc, j, ct), const(mask)), ct), ct))  # fmt: skip
+                t.Set(
+                    t.Elem(acc, j, ct),
+                    _combine(
+                        op,
+                        t.Elem(acc, j, ct),
+                        t.Call("shfl_xor", (t.Elem(acc, j, ct), const(mask)), ct),
+                        ct,
+                    ),
+                )  # fmt: skip
             ),
         )
     if shared:
@@ -116,8 +126,12 @@ def _reduce(lw: Lowerer, ins: Instr) -> None:
     result = out
     if isinstance(out.type, TileType):
         name = lw.declare_tile(out)
-        lw.slots(out.type.layout.local_size, lambda j: lw.emit(
-            t.Set(t.Elem(name, j, out.type.dtype), t.Encode(t.Elem(acc, j, ct), out.type.dtype))))
+        lw.slots(
+            out.type.layout.local_size,
+            lambda j: lw.emit(
+                t.Set(t.Elem(name, j, out.type.dtype), t.Encode(t.Elem(acc, j, ct), out.type.dtype))
+            ),
+        )
     else:
         lw.define_scalar(result, t.Elem(acc, const(0), ct))
 
@@ -179,7 +193,12 @@ def _dot(lw: Lowerer, ins: Instr) -> None:
     to_rows, to_cols = _dot_maps(layout)
     acc = lw.names.fresh(f"{lw.name(out)}_acc")
     lw.emit(t.Declare(acc, ct, layout.local_size))
-    lw.slots(layout.local_size, lambda i: lw.emit(t.Set(t.Elem(acc, i, ct), _as(lw.element(c, i), compute_type(c.type.dtype), ct))))
+    lw.slots(
+        layout.local_size,
+        lambda i: lw.emit(
+            t.Set(t.Elem(acc, i, ct), _as(lw.element(c, i), compute_type(c.type.dtype), ct))
+        ),
+    )
     src_ct = compute_type(a.type.dtype)
 
     def body(k: t.Expr) -> None:
@@ -195,8 +214,12 @@ def _dot(lw: Lowerer, ins: Instr) -> None:
 
     lw.slots(k_size, body, var="k")
     name = lw.declare_tile(out)
-    lw.slots(layout.local_size, lambda i: lw.emit(
-        t.Set(t.Elem(name, i, out.type.dtype), t.Encode(t.Elem(acc, i, ct), out.type.dtype))))
+    lw.slots(
+        layout.local_size,
+        lambda i: lw.emit(
+            t.Set(t.Elem(name, i, out.type.dtype), t.Encode(t.Elem(acc, i, ct), out.type.dtype))
+        ),
+    )
 
 
 def _as(value: t.Expr, src: DataType, dst: DataType) -> t.Expr:

@@ -97,9 +97,7 @@ def _binary(lw: Lowerer, ins: Instr) -> None:
 def _compare(lw: Lowerer, ins: Instr) -> None:
     ct = compute_type(_dtype(ins.args[0]))
     op = ins.attr("op")
-    elementwise(
-        lw, ins, lambda args: t.Bin(op, *(_literal_as(x, ct) for x in args), dts.u1)
-    )
+    elementwise(lw, ins, lambda args: t.Bin(op, *(_literal_as(x, ct) for x in args), dts.u1))
 
 
 @lowers("unary")

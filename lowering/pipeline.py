@@ -1,10 +1,10 @@
 """The pass list, in order. Each pass states what holds before and after it.
 
-    infer_layouts   every tile gets a layout; conversions become explicit
-    verify          the IR is still well formed
-    plan_shared     shared tiles and scratch get offsets, checked against the target's limit
-    divisibility    facts about block-uniform integers, for vector widths
-    lower           VM IR -> thread IR
+infer_layouts   every tile gets a layout; conversions become explicit
+verify          the IR is still well formed
+plan_shared     shared tiles and scratch get offsets, checked against the target's limit
+divisibility    facts about block-uniform integers, for vector widths
+lower           VM IR -> thread IR
 """
 
 from __future__ import annotations

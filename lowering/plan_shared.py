@@ -127,8 +127,7 @@ def _too_much(plan: SharedPlan, intervals: dict, target: Target) -> CompileError
         f"{target.shared_bytes}",
         expected=f"at most {target.shared_bytes} bytes",
         found=f"{plan.total} bytes; largest: {listing}",
-        hint="use smaller tiles, fewer stages, or annotate layouts so fewer conversions are "
-        "needed",
+        hint="use smaller tiles, fewer stages, or annotate layouts so fewer conversions are needed",
         location=biggest[0].instr.loc if biggest else None,
         code="shared-memory",
     )

@@ -217,9 +217,11 @@ class Effect(Stmt):
 
 @dataclass(frozen=True)
 class Param:
-    name: str
+    name: str  # in generated code
     kind: str  # "tensor" (a pointer), "scalar", "dim" or "stride" (i32 sizes)
     dtype: DataType
+    arg: str = ""  # the kernel argument it comes from
+    axis: int = -1  # for "dim" and "stride"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from tests.devices import DEVICES
+
 SEED = int(os.environ.get("TILEVM_TEST_SEED", np.random.SeedSequence().entropy % (1 << 32)))
 
 
@@ -18,3 +20,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     return np.random.default_rng([SEED, abs(hash(request.node.nodeid)) % (1 << 32)])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """Every executor here: the interpreter, and CUDA where a GPU is present."""
+    return request.param

@@ -8,32 +8,29 @@ device.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import tilevm as tv
 from tilevm.backends.cuda import driver
+from tilevm.dtypes.interop import torch_dtype
 
 DEVICES = ["interp"] + (["cuda"] if driver.available() else [])
 
 
-@pytest.fixture(params=DEVICES)
-def device(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-def _to_gpu(arg):
+def _to_gpu(arg, where: str = "cuda"):
     import torch
 
     if isinstance(arg, tv.PackedArray):
-        return arg.to("cuda")
+        return arg.to(where)
     if isinstance(arg, np.ndarray):
         dt = tv.dtype(arg.dtype)
-        raw = torch.from_numpy(np.ascontiguousarray(arg).view(np.uint8).copy()).cuda()
-        twin = tv.dtypes.torch_dtype(dt)
+        raw = torch.from_numpy(np.ascontiguousarray(arg).reshape(-1).view(np.uint8).copy()).to(
+            where
+        )
+        twin = torch_dtype(dt)
         gpu = raw.view(twin) if twin is not None else raw
         gpu = gpu.reshape(arg.shape) if arg.ndim else gpu
         if not arg.flags.c_contiguous:  # keep the caller's strides: a strided view on the GPU
-            base = _to_gpu(np.ascontiguousarray(arg.base if arg.base is not None else arg))
+            base = _to_gpu(np.ascontiguousarray(arg.base), where)
             offset = (arg.ctypes.data - arg.base.ctypes.data) // arg.itemsize
             gpu = base.reshape(-1).as_strided(
                 arg.shape, tuple(s // arg.itemsize for s in arg.strides), offset
@@ -46,7 +43,8 @@ def _back(host, gpu) -> None:
     import torch
 
     if isinstance(host, tv.PackedArray):
-        host.data[:] = gpu.data.cpu().numpy()
+        data = gpu.data
+        host.data[:] = data.cpu().numpy() if hasattr(data, "cpu") else data
     elif isinstance(host, np.ndarray):
         raw = gpu.contiguous().reshape(-1).view(torch.uint8).cpu().numpy()
         host[...] = raw.view(host.dtype).reshape(host.shape)

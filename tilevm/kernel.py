@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tilevm import language as lang
+from tilevm.backends.cuda import driver
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, LaunchError, LaunchTypeError
 from tilevm.frontend.builder import Builder, python_dtype
@@ -25,10 +26,12 @@ from tilevm.ir.printer import print_kernel
 from tilevm.ir.types import GlobalType, ScalarType
 from tilevm.ir.verify import verify
 from tilevm.runtime import devices
-from tilevm.backends.cuda import driver
 from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
 from tilevm.runtime.compiled import CompiledKernel, build_cuda, launch_cuda
 from tilevm.runtime.device_arrays import DeviceTensor, device_tensor, is_device_tensor
+from tilevm.runtime.fast_launch import _MISS as FAST_MISS
+from tilevm.runtime.fast_launch import Entry as FastEntry
+from tilevm.runtime.fast_launch import FastPath
 
 WARP_SIZE = 32  # of the interpreter's target; the lowering reads each target's own
 MAX_WARPS = 32
@@ -76,6 +79,7 @@ class Kernel:
                 found=str(inspect.signature(fn)),
                 code="annotation",
             ) from exc
+        self._fast = _fast_path(self.signature)
         self._source: FunctionSource | None = None
         self._cache: dict[tuple, KernelIR] = {}
         self._binaries: dict[tuple, CompiledKernel] = {}
@@ -204,8 +208,14 @@ class Launcher:
     def __call__(
         self, *args: Any, warps: int | None = None, device: str | None = None, **kwargs: Any
     ) -> None:
-        device = devices.resolve(device, [*args, *kwargs.values()])
         warps = _check_warps(self.kernel.default_warps if warps is None else warps)
+        fast = self.kernel._fast
+        bound = fast.bind(args, kwargs)
+        key = fast.key(bound, warps, device or "auto") if bound is not None else None
+        entry = fast.entries.get(key) if key is not None else None
+        if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, self.grid):
+            return
+        device = devices.resolve(device, [*args, *kwargs.values()])
         specs, values, hosts = self.kernel.specialize(args, kwargs, on_device=device != "interp")
         ir = self.kernel.compile_ir(specs, warps)
         if min(self.grid) == 0:
@@ -219,6 +229,8 @@ class Launcher:
             s.name: (s.dtype, _scalar_value(s, values[s.name])) for s in specs if s.kind == "scalar"
         }
         launch_cuda(compiled, self.grid, hosts, scalars, index)
+        if key is not None:
+            fast.entries[key] = _entry(compiled, fast, specs)
 
     def _interpret(self, ir: KernelIR, specs, values, hosts) -> None:
         env = {}
@@ -231,6 +243,29 @@ class Launcher:
         Interpreter(ir, self.grid).run(env)
         for host in hosts.values():
             host.write_back()
+
+
+def _fast_path(signature: inspect.Signature) -> FastPath:
+    kinds, defaults = [], []
+    for param in signature.parameters.values():
+        a = param.annotation
+        kinds.append(
+            "constexpr" if a is lang.constexpr
+            else "tensor" if a is lang.Tensor or isinstance(a, lang.Tensor)
+            else "scalar" if isinstance(a, DataType)
+            else "any"
+        )  # fmt: skip
+        empty = param.default is inspect.Parameter.empty
+        defaults.append(FAST_MISS if empty else param.default)
+    return FastPath(list(signature.parameters), kinds, defaults)
+
+
+def _entry(compiled: CompiledKernel, fast: FastPath, specs: Sequence[ParamSpec]) -> FastEntry:
+    position = {name: i for i, name in enumerate(fast.names)}
+    plan = tuple((p.kind, position[p.arg], p.axis) for p in compiled.thread.params)
+    scalars = {position[s.name]: s.dtype for s in specs if s.kind == "scalar"}
+    block = (compiled.num_threads, 1, 1)
+    return FastEntry(compiled._function, block, compiled.shared_bytes, plan, scalars)
 
 
 def _spec(

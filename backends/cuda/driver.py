@@ -320,6 +320,26 @@ class Function:
             f"cuLaunchKernel({self.name})",
         )
 
+    def launch_prepared(
+        self,
+        grid: tuple[int, int, int],
+        block: tuple[int, int, int],
+        shared_bytes: int,
+        args: Sequence[Any],
+        stream: int,
+    ) -> None:
+        """``launch`` without the argument checks, for callers that built ``args`` from a
+        checked plan (the repeat-launch path, where microseconds count). The caller keeps the
+        device's context current (torch does on its current device)."""
+        if shared_bytes > self._dynamic_shared_limit:
+            self._allow_dynamic_shared(_driver(), shared_bytes)
+        params = (ctypes.c_void_p * max(len(args), 1))(*(ctypes.addressof(a) for a in args))
+        result = _launch_kernel(
+            self._handle, *grid, *block, shared_bytes, stream, ctypes.addressof(params), 0
+        )
+        if int(result[0]) != 0:
+            _check(result, f"cuLaunchKernel({self.name})")
+
     def _allow_dynamic_shared(self, driver: ModuleType, shared_bytes: int) -> None:
         """Opt in to more than 48 KiB of dynamic shared memory (once per size increase)."""
         static = self.attribute("SHARED_SIZE_BYTES")
@@ -336,6 +356,10 @@ class Function:
             "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)",
         )
         self._dynamic_shared_limit = shared_bytes
+
+
+def _launch_kernel(*args: Any) -> tuple:
+    return _driver().cuLaunchKernel(*args)
 
 
 def _dims(what: str, dims: Sequence[int]) -> tuple[int, int, int]:

@@ -44,8 +44,8 @@ template <int B> TV_INLINE int32_t tv_sext(uint32_t x) {
 }
 
 // max/min that propagate NaN (as numpy does).
-TV_INLINE float tv_max(float a, float b) { return (a != a || a > b) ? a : (b != b ? b : (a == b ? a : b)); }
-TV_INLINE float tv_min(float a, float b) { return (a != a || a < b) ? a : (b != b ? b : (a == b ? a : b)); }
+TV_INLINE float tv_max(float a, float b) { return (a != a || a > b) ? a : b; }
+TV_INLINE float tv_min(float a, float b) { return (a != a || a < b) ? a : b; }
 TV_INLINE double tv_max(double a, double b) { return (a != a || a > b) ? a : b; }
 TV_INLINE double tv_min(double a, double b) { return (a != a || a < b) ? a : b; }
 template <typename T> TV_INLINE T tv_max(T a, T b) { return a > b ? a : b; }
@@ -86,7 +86,11 @@ TV_INLINE double tv_pow(double a, double b) { return pow(a, b); }
 template <typename T> TV_INLINE T tv_pow(T a, T b) {
     if (b < 0) return 0;
     T r = 1;
-    while (b) { if (b & 1) r = (T)((unsigned long long)r * (unsigned long long)a); a = (T)((unsigned long long)a * (unsigned long long)a); b >>= 1; }
+    while (b) {
+        if (b & 1) r = (T)((unsigned long long)r * (unsigned long long)a);
+        a = (T)((unsigned long long)a * (unsigned long long)a);
+        b >>= 1;
+    }
     return r;
 }
 

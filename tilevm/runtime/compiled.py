@@ -117,7 +117,11 @@ def launch_cuda(
             args.append(_scalar_arg(dtype, value))
         else:
             tensor = tensors[p.arg]
-            args.append(ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis]))
+            args.append(
+                ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
+            )
     torch = sys.modules.get("torch")
     stream = torch.cuda.current_stream(device).cuda_stream if torch is not None else 0
-    compiled._function.launch(grid, (compiled.num_threads, 1, 1), compiled.shared_bytes, args, stream)
+    compiled._function.launch(
+        grid, (compiled.num_threads, 1, 1), compiled.shared_bytes, args, stream
+    )

@@ -39,8 +39,10 @@ def is_device_tensor(value: Any) -> bool:
     if isinstance(value, PackedArray):
         return torch is not None and isinstance(value.data, torch.Tensor)
     dlpack_device = getattr(value, "__dlpack_device__", None)
-    return callable(dlpack_device) and hasattr(value, "__dlpack__") and (
-        dlpack_device()[0] == KDL_CUDA
+    return (
+        callable(dlpack_device)
+        and hasattr(value, "__dlpack__")
+        and (dlpack_device()[0] == KDL_CUDA)
     )
 
 

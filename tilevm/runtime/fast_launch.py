@@ -1,0 +1,112 @@
+"""The repeat-launch path: a launch whose arguments have the same kinds as an earlier one
+(tensor dtypes, ranks, contiguity, alignment, constexpr values) skips specialization and goes
+straight to building the kernel's parameters. Only torch CUDA tensors and plain scalars take
+it; anything else, and every first launch, goes through the full path, which checks
+everything and then records an entry here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tilevm.dtypes import DataType
+
+_MISS = object()
+
+
+@dataclass(frozen=True)
+class Entry:
+    function: Any  # the loaded driver Function
+    block: tuple[int, int, int]
+    shared_bytes: int
+    plan: tuple[tuple[str, int, int], ...]  # (kind, argument position, axis) per parameter
+    scalars: dict[int, DataType]
+
+
+class FastPath:
+    def __init__(self, names: Sequence[str], kinds: Sequence[str], defaults: Sequence[Any]):
+        self.names = list(names)
+        self.kinds = list(kinds)  # "tensor" | "scalar" | "constexpr" | "any"
+        self.defaults = list(defaults)  # _MISS where a parameter has none
+        self.entries: dict[tuple, Entry] = {}
+
+    def bind(self, args: tuple, kwargs: dict) -> list | None:
+        """Argument values in parameter order, or None when the call is not a plain one."""
+        if len(args) > len(self.names):
+            return None
+        values = list(args)
+        used = 0
+        for name, default in zip(self.names[len(args) :], self.defaults[len(args) :]):
+            if name in kwargs:
+                values.append(kwargs[name])
+                used += 1
+            elif default is not _MISS:
+                values.append(default)
+            else:
+                return None
+        return values if used == len(kwargs) else None
+
+    def key(self, values: list, warps: int, device: str) -> tuple | None:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return None
+        parts: list[Any] = [warps, device]
+        for value, kind in zip(values, self.kinds):
+            if kind == "constexpr":
+                parts.append(value)
+            elif type(value) is torch.Tensor:
+                if not value.is_cuda:
+                    return None
+                strides = value.stride()
+                bits = value.element_size() * 8
+                merged = 0
+                for s in strides[:-1]:
+                    merged |= s
+                widest = max(1, 128 // bits)
+                align = min(widest, merged & -merged) if merged else widest
+                parts.append((value.dtype, len(strides), not strides or strides[-1] == 1,
+                              value.data_ptr() & 15 == 0, align, value.device.index))  # fmt: skip
+            elif kind != "tensor" and type(value) in (int, float, bool):
+                parts.append(type(value))
+            else:
+                return None
+        try:
+            hash(tuple(parts))
+        except TypeError:
+            return None
+        return tuple(parts)
+
+    def launch(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
+        torch = sys.modules["torch"]
+        params: list[Any] = []
+        for kind, position, axis in entry.plan:
+            value = values[position]
+            if kind == "tensor":
+                params.append(ctypes.c_void_p(value.data_ptr()))
+            elif kind == "dim":
+                params.append(ctypes.c_int32(value.shape[axis]))
+            elif kind == "stride":
+                params.append(ctypes.c_int32(value.stride(axis)))
+            else:
+                arg = _scalar(entry.scalars[position], value)
+                if arg is None:
+                    return False  # out of range: the full path raises the error
+                params.append(arg)
+        stream = torch.cuda.current_stream().cuda_stream
+        entry.function.launch_prepared(grid, entry.block, entry.shared_bytes, params, stream)
+        return True
+
+
+def _scalar(dtype: DataType, value: Any) -> ctypes._SimpleCData | None:
+    if dtype.name == "f32":
+        return ctypes.c_float(value)
+    if dtype.name == "f64":
+        return ctypes.c_double(value)
+    if dtype.is_integer and isinstance(value, (int, bool)) and dtype.min <= value <= dtype.max:
+        width = 8 if dtype.bits <= 8 else 16 if dtype.bits <= 16 else 32 if dtype.bits <= 32 else 64
+        return getattr(ctypes, f"c_{'int' if dtype.kind == 'int' else 'uint'}{width}")(int(value))
+    return None
