@@ -59,9 +59,11 @@ class _Solver:
             out = stmt.out if isinstance(stmt, Instr) else stmt.target
             if out is not None and is_tile(out):
                 self.producer.setdefault(out, stmt)
-        for var in list(self.producer):  # layouts the user gave
-            if var.type.layout is not None:
-                self.assign(var, var.type.layout)
+        fixed = [var for var in self.producer if var.type.layout is not None]
+        for var in fixed:  # layouts the user gave hold before anything spreads
+            self.layouts[var] = var.type.layout
+        for var in fixed:
+            self.spread(var)
         threads = self.kernel.num_threads
         for stmt in stmts:  # dot accumulators
             if isinstance(stmt, Instr) and stmt.op == "dot" and stmt.out not in self.layouts:
@@ -82,6 +84,9 @@ class _Solver:
         if var in self.layouts:
             return
         self.layouts[var] = layout
+        self.spread(var)
+
+    def spread(self, var: Var) -> None:
         queue = deque([var])
         while queue:
             for other, derived in self.neighbours(queue.popleft()):

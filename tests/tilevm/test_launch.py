@@ -114,7 +114,7 @@ def test_devices_and_missing_devices() -> None:
         ),
         (lambda: tv.load(np.zeros(4), [0], [4]), tv.CompileError, "part of the kernel language"),
         (
-            lambda: scale.emit("cuda", np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0),
+            lambda: scale.emit("metal", np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0),
             tv.CompileError,
             "no code generator",
         ),

@@ -1,0 +1,60 @@
+"""The examples' kernels on every executor (their own run() uses the interpreter), checked
+against float64 references on fresh random data with poisoned outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tests.devices import at
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+
+
+def _example(name: str):
+    spec = importlib.util.spec_from_file_location(f"gpu_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("m", "n", "k"), [(70, 50, 90), (64, 64, 64), (33, 97, 17)])
+def test_shared_memory_matmul(device: str, m: int, n: int, k: int, rng) -> None:
+    mm = _example("matmul")
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float16)
+    c = np.full((m, n), np.nan, np.float32)
+    at(device, mm.matmul[tv.cdiv(m, 32), tv.cdiv(n, 32)])(a, b, c)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("wtype", [tv.i3, tv.f6e3m2fn, tv.u4, tv.i5], ids=str)
+def test_quantized_matmul_views_packed_bytes(device: str, wtype: tv.DataType, rng) -> None:
+    qm = _example("quantized_matmul")
+    m, n, kk = 20, 64, 256
+    x = rng.standard_normal((m, kk)).astype(np.float32)
+    w = rng.standard_normal((n, kk)).astype(np.float32)
+    q, scales = qm.quantize(w, wtype, 64)
+    packed = tv.pack(q, wtype).reshape(n, kk * wtype.bits // 8)
+    y = np.full((m, n), np.nan, np.float32)
+    at(device, qm.quantized_matmul[tv.cdiv(m, 16), tv.cdiv(n, 32)])(
+        x, packed, scales, y, WTYPE=wtype
+    )
+    deq = (q.reshape(n, kk // 64, 64) * scales[..., None]).reshape(n, kk)
+    ref = x.astype(np.float64) @ deq.T.astype(np.float64)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_row_softmax(device: str, rng) -> None:
+    sm = _example("softmax")
+    x = (rng.standard_normal((33, 300)) * 4).astype(np.float32)
+    out = np.full_like(x, np.nan)
+    at(device, sm.softmax[33,])(x, out, BLOCK=512)
+    ref = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    ref /= ref.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)
