@@ -173,9 +173,15 @@ def overheads() -> None:
         launch(x, y, out, BLOCK=256)
     host_us = (time.perf_counter() - start) / count * 1e6
     torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(count):
+        torch.add(x, y, out=out)
+    torch_us = (time.perf_counter() - start) / count * 1e6
+    torch.cuda.synchronize()
     print(f"\nfirst compile (lower + render + NVRTC + load), new kernel: {first * 1e3:.0f} ms")
     print(f"cached kernel, first launch in a new process (incl. lowering): {loaded * 1e3:.0f} ms")
     print(f"host launch overhead (back-to-back launches): {host_us:.1f} us")
+    print(f"same for torch.add on this machine, for scale: {torch_us:.1f} us")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ from tilevm.interp.execute import Interpreter
 from tilevm.interp.values import GlobalTensor
 from tilevm.ir.nodes import Instr
 from tilevm.layouts import local, spatial
-from tilevm.lowering.pipeline import lower_kernel
 from tilevm.layouts.ops import reduce
 from tilevm.lowering.divisibility import Divisibility
 from tilevm.lowering.infer_layouts import infer_layouts
 from tilevm.lowering.layout_rules import dot_operand_layouts
+from tilevm.lowering.pipeline import lower_kernel
 from tilevm.lowering.plan_shared import plan_shared
 from tilevm.lowering.target import Target
 from tilevm.runtime.arrays import host_tensor
