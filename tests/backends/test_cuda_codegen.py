@@ -127,3 +127,16 @@ def test_shared_memory_beyond_the_targets_limit_is_a_clear_error() -> None:
 def test_unknown_arch_is_a_clear_error() -> None:
     with pytest.raises(tv.CompileError):
         too_much_shared.emit("cuda:sm_12", _f32(4, 4))
+
+
+@pytest.mark.parametrize("wtype", [tv.i3, tv.f6e3m2fn], ids=str)
+def test_views_of_packed_bytes_become_bit_instructions_in_registers(wtype: tv.DataType) -> None:
+    """view + cast of sub-byte weights: funnel shifts, byte permutes and 3-input logic ops, and
+    no register array spilled to local memory."""
+    _need_disassembler()
+    qm = _example("quantized_matmul")
+    packed = np.zeros((64, 256 * wtype.bits // 8), np.uint8)
+    args = (_f32(20, 256), packed, _f32(64, 4), _f32(20, 64))
+    sass = qm.quantized_matmul.compile("cuda:sm_90a", *args, WTYPE=wtype).sass()
+    assert re.search(r"\bLOP3\b", sass) and re.search(r"\bPRMT\b", sass)
+    assert not re.search(r"\b(LDL|STL)\b", sass)

@@ -58,3 +58,31 @@ def test_row_softmax(device: str, rng) -> None:
     ref = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
     ref /= ref.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)
+
+
+class _DLPackOnly:
+    """An array from another library: only the DLPack protocol, no torch type."""
+
+    def __init__(self, tensor) -> None:
+        self._tensor = tensor
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._tensor.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._tensor.__dlpack_device__()
+
+
+def test_dlpack_objects_launch_on_their_gpu(device: str, rng) -> None:
+    if device != "cuda":
+        pytest.skip("DLPack arguments are device memory: this test needs a CUDA GPU")
+    import torch
+
+    va = _example("vector_add")
+    n = 5000
+    x = torch.from_numpy(rng.standard_normal(n).astype(np.float32)).cuda()
+    y = torch.from_numpy(rng.standard_normal(n).astype(np.float32)).cuda()
+    out = torch.full_like(x, float("nan"))
+    va.vector_add[tv.cdiv(n, 1024),](_DLPackOnly(x), _DLPackOnly(y), _DLPackOnly(out))
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(out.cpu().numpy(), (x + y).cpu().numpy())
