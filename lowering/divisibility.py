@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import gcd
 
-from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
+from tilevm.ir.nodes import (
+    Assign,
+    For,
+    Instr,
+    KernelIR,
+    Literal,
+    Operand,
+    Stmt,
+    Var,
+    nested_bodies,
+)
 
 UNKNOWN = 1
 CAP = 1 << 16  # "divisible by anything we care about" (zero, large powers of two)
@@ -42,7 +52,7 @@ class Divisibility:
                     self.defs[stmt.out] = stmt
                 if stmt.op == "assume":
                     self._assume(stmt.args[0])
-            for body in _bodies(stmt):
+            for body in nested_bodies(stmt):
                 self._collect(body)
 
     def _assume(self, cond: Operand) -> None:
@@ -68,7 +78,7 @@ class Divisibility:
             elif isinstance(stmt, Assign):
                 # loop-carried values may change in ways one pass does not see: assume nothing
                 self.known[stmt.target] = UNKNOWN
-            for body in _bodies(stmt):
+            for body in nested_bodies(stmt):
                 self._visit(body)
 
     def _rule(self, ins: Instr) -> int:
@@ -90,13 +100,3 @@ class Divisibility:
         if op == "lshift" and isinstance(ins.args[1], Literal):
             return min(a[0] << int(ins.args[1].value), CAP)
         return UNKNOWN
-
-
-def _bodies(stmt: Stmt) -> list[Sequence[Stmt]]:
-    if isinstance(stmt, For):
-        return [stmt.body]
-    if isinstance(stmt, If):
-        return [stmt.then_body, stmt.else_body]
-    if isinstance(stmt, While):
-        return [stmt.cond_body, stmt.body]
-    return []

@@ -21,7 +21,19 @@ from dataclasses import dataclass
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError
-from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
+from tilevm.ir.nodes import (
+    Assign,
+    For,
+    If,
+    Instr,
+    KernelIR,
+    Literal,
+    Operand,
+    Stmt,
+    Var,
+    While,
+    nested_bodies,
+)
 from tilevm.ir.types import GlobalType, TileType
 from tilevm.lowering import thread_ir as t
 from tilevm.lowering.divisibility import Divisibility
@@ -207,7 +219,7 @@ class Lowerer:
                 v = stmt.target
                 size = v.type.layout.local_size if isinstance(v.type, TileType) else None
                 self.emit(t.Declare(self.name(v), v.type.dtype, size))
-            for body in _bodies(stmt):
+            for body in nested_bodies(stmt):
                 self._declare_carried(body)
 
     def body(self, stmts) -> None:
@@ -286,16 +298,6 @@ class Lowerer:
                 unroll=bool(unroll),
             )  # fmt: skip
         )
-
-
-def _bodies(stmt: Stmt) -> list:
-    if isinstance(stmt, For):
-        return [stmt.body]
-    if isinstance(stmt, If):
-        return [stmt.then_body, stmt.else_body]
-    if isinstance(stmt, While):
-        return [stmt.cond_body, stmt.body]
-    return []
 
 
 def dim_t() -> DataType:

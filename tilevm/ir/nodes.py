@@ -119,3 +119,14 @@ class KernelIR:
     @property
     def num_threads(self) -> int:
         return self.warps * self.warp_size
+
+
+def nested_bodies(stmt: Stmt) -> tuple[tuple[Stmt, ...], ...]:
+    """The statement lists a structured statement holds, in program order."""
+    if isinstance(stmt, For):
+        return (stmt.body,)
+    if isinstance(stmt, If):
+        return (stmt.then_body, stmt.else_body)
+    if isinstance(stmt, While):
+        return (stmt.cond_body, stmt.body)
+    return ()
