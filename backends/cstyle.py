@@ -154,6 +154,8 @@ class CStyleRenderer:
         return method(e)
 
     def expr_const(self, e: t.Const) -> str:
+        if isinstance(e.value, str):  # a printf format
+            return _c_string(e.value)
         if e.dtype.is_float or isinstance(e.value, float):
             return self.float_literal(float(e.value), e.dtype)
         value = int(e.value)
@@ -228,6 +230,8 @@ class CStyleRenderer:
             return self.shuffle_xor(args[0], args[1])
         if fn == "trap":
             return self.trap()
+        if fn == "printf":
+            return f"printf({', '.join(args)})"
         return f"tv_{fn}({', '.join(args)})"
 
     def shuffle_xor(self, value: str, mask: str) -> str:
@@ -332,3 +336,8 @@ class CStyleRenderer:
     def codec(self, fn: codecs.CFunction) -> str:
         self.codecs.setdefault(fn.name, fn.source)
         return fn.name
+
+
+def _c_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

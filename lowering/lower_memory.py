@@ -17,6 +17,7 @@ from math import gcd
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.ir.nodes import Instr, Operand, Var
+from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout, SharedLayout
 from tilevm.lowering import thread_ir as t
 from tilevm.lowering.exprs import add, all_of, cmp, const, coords, mul, replica_guard
@@ -314,3 +315,53 @@ def _convert(lw: Lowerer, ins: Instr) -> None:
         lw, row_major(out.type.shape), base, out.type.dtype, out.type.layout, zeros, [0] * 8
     )
     shared_load(lw, out, read)
+
+
+def _printable(lw: Lowerer, value: t.Expr, dtype: DataType) -> tuple[str, t.Expr]:
+    if dtype.is_float:
+        return "%g", t.Convert(value, dts.f64)
+    return "%lld", t.Convert(value, dts.i64)
+
+
+@lowers("print")
+def _print(lw: Lowerer, ins: Instr) -> None:
+    """``tv.print``: thread 0 prints the line (scalars inline); each element of a tile is printed
+    by its first holder, one line per element (GPU printf lines from different threads come in
+    no particular order)."""
+    block = [t.Call("block_id", (const(axis),), dts.i32) for axis in range(3)]
+    head = "[block (%d, %d, %d)]"
+    values = iter(ins.args)
+    parts, args, tiles = [], list(block), []
+    for label in ins.attr("labels"):
+        if not label.startswith("%"):
+            parts.append(label.replace("%", "%%"))
+            continue
+        op = next(values)
+        if isinstance(op.type, TileType):
+            parts.append(f"{label.replace('%', '%%')}=<tile, below>")
+            tiles.append((label, op))
+        else:
+            spec, expr = _printable(lw, lw.scalar(op), op.type.dtype)
+            parts.append(f"{label.replace('%', '%%')}={spec}")
+            args.append(expr)
+    line = t.Const(" ".join([head, *parts]) + "\n", dts.u8)
+    lw.emit(t.IfThen(cmp("eq", lw.tid, 0), (t.Effect(t.Call("printf", (line, *args), dts.i32)),)))
+    for label, op in tiles:
+        layout = op.type.layout
+        with lw.block() as body:
+
+            def slot(i: t.Expr, op=op, label=label, layout=layout) -> None:
+                index = coords(layout, lw.tid, i)
+                spec, value = _printable(lw, lw.element(op, i), op.type.dtype)
+                where = ", ".join(["%d"] * len(index))
+                fmt = t.Const(f"{head} {label.replace('%', '%%')}[{where}]={spec}\n", dts.u8)
+                call = t.Call("printf", (fmt, *block, *index, value), dts.i32)
+                lw.emit(t.Effect(call))
+
+            lw.slots(layout.local_size, slot)
+        guard = replica_guard(layout, lw.tid)
+        if guard is None:
+            for stmt in body:
+                lw.emit(stmt)
+        else:
+            lw.emit(t.IfThen(guard, tuple(body)))

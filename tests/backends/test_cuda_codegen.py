@@ -140,3 +140,13 @@ def test_views_of_packed_bytes_become_bit_instructions_in_registers(wtype: tv.Da
     sass = qm.quantized_matmul.compile("cuda:sm_90a", *args, WTYPE=wtype).sass()
     assert re.search(r"\bLOP3\b", sass) and re.search(r"\bPRMT\b", sass)
     assert not re.search(r"\b(LDL|STL)\b", sass)
+
+
+def test_every_instruction_of_the_printing_kernel_compiles() -> None:
+    from tests.tilevm import kernels
+
+    printing = tv.kernel(kernels.printing.fn)  # a fresh compile cache: static_print prints
+
+    x = np.zeros(4, np.int32)
+    source = printing.emit("cuda:sm_80", x, x)
+    assert 'printf("[block (%d, %d, %d)] value %%v=<tile, below>\\n"' in source

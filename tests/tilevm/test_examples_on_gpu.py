@@ -86,3 +86,19 @@ def test_dlpack_objects_launch_on_their_gpu(device: str, rng) -> None:
     va.vector_add[tv.cdiv(n, 1024),](_DLPackOnly(x), _DLPackOnly(y), _DLPackOnly(out))
     torch.cuda.synchronize()
     np.testing.assert_array_equal(out.cpu().numpy(), (x + y).cpu().numpy())
+
+
+def test_print_on_the_gpu_prints_scalars_and_every_tile_element(device: str, capfd) -> None:
+    from tests.tilevm import kernels
+
+    printing = tv.kernel(kernels.printing.fn)  # a fresh compile cache: static_print prints
+
+    if device != "cuda":
+        pytest.skip("device printf: the interpreter's print is tested in test_launch")
+    x = np.array([3, 1, 4, 1], np.int32)
+    out = np.zeros(4, np.int32)
+    at(device, printing[2,])(x, out)
+    printed = capfd.readouterr().out
+    assert "[block (1, 0, 0)] value %v=<tile, below>" in printed
+    assert "[block (0, 0, 0)] %v[2]=4" in printed
+    np.testing.assert_array_equal(out, x * 3)
