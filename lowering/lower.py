@@ -71,7 +71,8 @@ class Names:
         base = re.sub(r"\W", "_", hint) or "v"
         if base[0].isdigit():
             base = "v" + base
-        if base in _RESERVED or keyword.iskeyword(base) or base.startswith("__"):
+        # tv_ names belong to generated helpers and loop counters; _ prefixes to the compiler
+        if base in _RESERVED or keyword.iskeyword(base) or base.startswith(("_", "tv_")):
             base = base.lstrip("_") + "_"
         name, n = base, 1
         while name in self.taken:
@@ -133,7 +134,7 @@ class Lowerer:
         finally:
             self._bodies.pop()
 
-    def slots(self, count: int, body: Callable[[t.Expr], None], step: int = 1, var: str = "i"):
+    def slots(self, count: int, body: Callable[[t.Expr], None], step: int = 1, var: str = "tv_i"):
         """``for (i = 0; i < count; i += step)``, unrolled; a single iteration is inlined."""
         if count <= step:
             body(const(0))

@@ -145,7 +145,7 @@ def _load(lw: Lowerer, ins: Instr) -> None:
         index = access.index(i)
         fast = t.VecLoad(name, i, access.mem(index), v)
         with lw.block() as slow:
-            lw.slots(v, lambda j: [lw.emit(s) for s in element(add(i, j))], var="j")
+            lw.slots(v, lambda j: [lw.emit(s) for s in element(add(i, j))], var="tv_j")
         lw.emit(t.IfThen(access.inside(index, v - 1), (fast,), tuple(slow)))
 
     lw.slots(layout.local_size, run, step=v)
@@ -173,7 +173,7 @@ def _store(lw: Lowerer, ins: Instr) -> None:
         index = access.index(i)
         fast = t.VecStore(access.mem(index), name, i, v)
         with lw.block() as slow:
-            lw.slots(v, lambda j: lw.emit(element(add(i, j))), var="j")
+            lw.slots(v, lambda j: lw.emit(element(add(i, j))), var="tv_j")
         lw.emit(t.IfThen(access.inside(index, v - 1), (fast,), tuple(slow)))
 
     with lw.block() as body:

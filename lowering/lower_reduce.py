@@ -162,7 +162,7 @@ def _across_warps(lw: Lowerer, ins: Instr, acc: str, slots: int, shared, op: str
                 lw.emit(t.Set(target, _combine(op, target, t.Load(cell(thread, j), ct), ct)))
                 return
             radix, stride = shared[level]
-            var = f"w{level}"
+            var = f"tv_w{level}"
             with lw.block() as inner:
                 visit(level + 1, add(thread, mul(t.Sym(var), stride)))
             lw.emit(t.Loop(var, const(0), const(radix), const(1), tuple(inner), unroll=True))
@@ -212,7 +212,7 @@ def _dot(lw: Lowerer, ins: Instr) -> None:
 
         lw.slots(layout.local_size, slot)
 
-    lw.slots(k_size, body, var="k")
+    lw.slots(k_size, body, var="tv_k")
     name = lw.declare_tile(out)
     lw.slots(
         layout.local_size,

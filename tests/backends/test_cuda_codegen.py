@@ -150,3 +150,19 @@ def test_every_instruction_of_the_printing_kernel_compiles() -> None:
     x = np.zeros(4, np.int32)
     source = printing.emit("cuda:sm_80", x, x)
     assert 'printf("[block (%d, %d, %d)] value %%v=<tile, below>\\n"' in source
+
+
+@tv.kernel
+def user_names(out: tv.Tensor[tv.i32]):
+    acc = tv.zeros([4], tv.i32)
+    for i in range(3):  # the same names generated loops would like to use
+        tv_i = acc + i
+        acc = tv_i
+    tv.store(out, acc, [0])
+
+
+def test_user_names_never_capture_generated_names() -> None:
+    source = user_names.emit("cuda:sm_80", np.zeros(4, np.int32))
+    body = source[source.index('extern "C"') :]
+    assert "for (int i = 0; i < 3; ++i)" in body  # the user's loop keeps its name
+    assert "(uint32_t)(i)" in body  # inside, `i` is the user's loop counter
