@@ -317,7 +317,7 @@ def _convert(lw: Lowerer, ins: Instr) -> None:
     shared_load(lw, out, read)
 
 
-def _printable(lw: Lowerer, value: t.Expr, dtype: DataType) -> tuple[str, t.Expr]:
+def _printable(value: t.Expr, dtype: DataType) -> tuple[str, t.Expr]:
     if dtype.is_float:
         return "%g", t.Convert(value, dts.f64)
     return "%lld", t.Convert(value, dts.i64)
@@ -341,7 +341,7 @@ def _print(lw: Lowerer, ins: Instr) -> None:
             parts.append(f"{label.replace('%', '%%')}=<tile, below>")
             tiles.append((label, op))
         else:
-            spec, expr = _printable(lw, lw.scalar(op), op.type.dtype)
+            spec, expr = _printable(lw.scalar(op), op.type.dtype)
             parts.append(f"{label.replace('%', '%%')}={spec}")
             args.append(expr)
     line = t.Const(" ".join([head, *parts]) + "\n", dts.u8)
@@ -352,7 +352,7 @@ def _print(lw: Lowerer, ins: Instr) -> None:
 
             def slot(i: t.Expr, op=op, label=label, layout=layout) -> None:
                 index = coords(layout, lw.tid, i)
-                spec, value = _printable(lw, lw.element(op, i), op.type.dtype)
+                spec, value = _printable(lw.element(op, i), op.type.dtype)
                 where = ", ".join(["%d"] * len(index))
                 fmt = t.Const(f"{head} {label.replace('%', '%%')}[{where}]={spec}\n", dts.u8)
                 call = t.Call("printf", (fmt, *block, *index, value), dts.i32)

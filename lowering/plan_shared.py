@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tilevm.errors import CompileError
-from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Stmt, Var, While
+from tilevm.ir.nodes import For, If, Instr, KernelIR, Stmt, Var, While
 from tilevm.ir.types import SharedType
 from tilevm.lowering.target import Target
 
@@ -80,8 +80,6 @@ def plan_shared(
             elif isinstance(stmt, If):
                 visit(stmt.then_body, loops)
                 visit(stmt.else_body, loops)
-            elif isinstance(stmt, Assign):
-                pass
 
     visit(kernel.body, [])
     plan = SharedPlan()

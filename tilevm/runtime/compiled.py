@@ -23,6 +23,7 @@ from tilevm.lowering.lower import TensorFacts
 from tilevm.lowering.pipeline import Lowered, lower_kernel
 from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.cache import DiskCache
+from tilevm.runtime.fast_launch import current_stream, scalar_arg
 
 NVRTC_OPTIONS = ("--fmad=false",)  # one rounding per operation, as the VM's semantics say
 
@@ -86,19 +87,6 @@ def build_cuda(
     return CompiledKernel(ir.name, arch, source, binary, lowered.thread, lowered, cached)
 
 
-def _scalar_arg(dtype: DataType, value: Any) -> ctypes._SimpleCData:
-    if dtype.name == "f32":
-        return ctypes.c_float(value)
-    if dtype.name == "f64":
-        return ctypes.c_double(value)
-    if dtype.is_float:  # f16, bf16 and the small floats travel as their bit patterns
-        code = int(dtype.encode([value])[0])
-        return ctypes.c_uint16(code) if dtype.bits > 8 else ctypes.c_uint8(code)
-    width = 8 if dtype.bits <= 8 else 16 if dtype.bits <= 16 else 32 if dtype.bits <= 32 else 64
-    kind = "c_int" if dtype.kind == "int" else "c_uint"
-    return getattr(ctypes, f"{kind}{width}")(int(value))
-
-
 def launch_cuda(
     compiled: CompiledKernel,
     grid: tuple[int, int, int],
@@ -113,15 +101,16 @@ def launch_cuda(
         if p.kind == "tensor":
             args.append(ctypes.c_void_p(tensors[p.arg].ptr))
         elif p.kind == "scalar":
-            dtype, value = scalars[p.arg]
-            args.append(_scalar_arg(dtype, value))
+            arg = scalar_arg(*scalars[p.arg])
+            assert arg is not None, p.arg  # the launch checked every scalar against its dtype
+            args.append(arg)
         else:
             tensor = tensors[p.arg]
             args.append(
                 ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
             )
     torch = sys.modules.get("torch")
-    stream = torch.cuda.current_stream(device).cuda_stream if torch is not None else 0
+    stream = current_stream(torch) if torch is not None else 0
     compiled._function.launch(
         grid, (compiled.num_threads, 1, 1), compiled.shared_bytes, args, stream
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tilevm.dtypes import DataType
+from tilevm.runtime.arrays import stride_align
 
 _MISS = object()
 
@@ -62,12 +63,7 @@ class FastPath:
                 if not value.is_cuda:
                     return None
                 strides = value.stride()
-                bits = value.element_size() * 8
-                merged = 0
-                for s in strides[:-1]:
-                    merged |= s
-                widest = max(1, 128 // bits)
-                align = min(widest, merged & -merged) if merged else widest
+                align = stride_align(strides, value.element_size() * 8)
                 parts.append((value.dtype, len(strides), not strides or strides[-1] == 1,
                               value.data_ptr() & 15 == 0, align, value.device.index))  # fmt: skip
             elif kind != "tensor" and type(value) in (int, float, bool):
@@ -92,16 +88,16 @@ class FastPath:
             elif kind == "stride":
                 params.append(ctypes.c_int32(value.stride(axis)))
             else:
-                arg = _scalar(entry.scalars[position], value)
+                arg = scalar_arg(entry.scalars[position], value)
                 if arg is None:
                     return False  # out of range: the full path raises the error
                 params.append(arg)
-        stream = _current_stream(torch)
+        stream = current_stream(torch)
         entry.function.launch_prepared(grid, entry.block, entry.shared_bytes, params, stream)
         return True
 
 
-def _current_stream(torch: Any) -> int:
+def current_stream(torch: Any) -> int:
     """torch's current stream as a raw handle (its private accessor skips building a Stream
     object, a few microseconds per launch)."""
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
@@ -110,12 +106,17 @@ def _current_stream(torch: Any) -> int:
     return torch.cuda.current_stream().cuda_stream
 
 
-def _scalar(dtype: DataType, value: Any) -> ctypes._SimpleCData | None:
+def scalar_arg(dtype: DataType, value: Any) -> ctypes._SimpleCData | None:
+    """A kernel scalar as the C type the generated code declares (small floats as their bit
+    patterns); None when an integer does not fit its dtype."""
     if dtype.name == "f32":
         return ctypes.c_float(value)
     if dtype.name == "f64":
         return ctypes.c_double(value)
-    if dtype.is_integer and isinstance(value, (int, bool)) and dtype.min <= value <= dtype.max:
-        width = 8 if dtype.bits <= 8 else 16 if dtype.bits <= 16 else 32 if dtype.bits <= 32 else 64
-        return getattr(ctypes, f"c_{'int' if dtype.kind == 'int' else 'uint'}{width}")(int(value))
-    return None
+    if dtype.is_float:
+        code = int(dtype.encode([value])[0])
+        return ctypes.c_uint16(code) if dtype.bits > 8 else ctypes.c_uint8(code)
+    if not (isinstance(value, (int, bool)) and dtype.min <= value <= dtype.max):
+        return None
+    width = 8 if dtype.bits <= 8 else 16 if dtype.bits <= 16 else 32 if dtype.bits <= 32 else 64
+    return getattr(ctypes, f"c_{'int' if dtype.kind == 'int' else 'uint'}{width}")(int(value))
