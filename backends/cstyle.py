@@ -39,6 +39,7 @@ class CStyleRenderer:
     bfloat_type = "__nv_bfloat16"
     prelude = ""
     indent = "    "
+    array_align = "__align__(16) "
 
     def storage_type(self, dt: DataType) -> str:
         """How an element is held in registers and shared memory."""
@@ -96,7 +97,9 @@ class CStyleRenderer:
         if isinstance(s, t.Declare):
             ty = self.storage_type(s.dtype)
             if s.size is not None:
-                return [f"{pad}{ty} {s.name}[{s.size}];"]
+                # narrow arrays are read as 32-bit words by matrix intrinsics
+                align = self.array_align if container_bits(s.dtype.bits) < 32 else ""
+                return [f"{pad}{align}{ty} {s.name}[{s.size}];"]
             init = f" = {self.expr(s.init)}" if s.init is not None else ""
             return [f"{pad}{ty} {s.name}{init};"]
         if isinstance(s, t.Set):
@@ -242,6 +245,12 @@ class CStyleRenderer:
 
     def expr_load(self, e: t.Load) -> str:
         return self.mem(e.mem)
+
+    def expr_ref(self, e: t.Ref) -> str:
+        return f"&{e.array}[{self.expr(e.index)}]"
+
+    def expr_addr(self, e: t.Addr) -> str:
+        return f"&{self.mem(e.mem)}"
 
     # element <-> compute value
     def expr_decode(self, e: t.Decode) -> str:

@@ -16,7 +16,13 @@ from tilevm.layouts import atoms
 from tilevm.layouts.errors import LayoutDivisionError, LayoutError
 from tilevm.layouts.ops import concat, flatten, permute, reduce, register_layout, reshape
 from tilevm.layouts.register import RegisterLayout, compose, divide, divisible, primitive, replicate
-from tilevm.layouts.shared import SharedLayout, Swizzle, shared_layout, swizzle
+from tilevm.layouts.shared import (
+    SharedLayout,
+    Swizzle,
+    shared_layout,
+    swizzle,
+    swizzled_row_major,
+)
 
 
 def local(*shape: int) -> RegisterLayout:
@@ -68,5 +74,6 @@ __all__ = [
     "shared_layout",
     "spatial",
     "swizzle",
+    "swizzled_row_major",
     "transpose",
 ]

@@ -12,6 +12,10 @@ threadID_in_group = lane % 4)::
                  row = 2*tig + (i & 1) (+8 for b2,b3), col = groupID
     C (16x8)   = local(2, 1).spatial(8, 4).local(1, 2)
                  row = groupID (+8 for c2,c3), col = 2*tig + (i & 1)
+
+mma.m16n8k32 with 8-bit integers has the same shapes with quads in place of pairs (A 16x32,
+B 32x8). ``ldmatrix`` moves 8x8 matrices of 16-bit words (8 rows of 16 bytes) from shared memory
+into exactly these fragments; ``.trans`` transposes each matrix on the way.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tilevm.layouts.errors import LayoutError
+from tilevm.layouts.ops import permute
 from tilevm.layouts.register import RegisterLayout, primitive
 
 
@@ -35,6 +40,30 @@ class MmaAtom:
     a: RegisterLayout
     b: RegisterLayout
     c: RegisterLayout
+    intrinsic: str = ""  # the backend helper that issues it (named by the target caps)
+
+    def accepts(self, input_dtype: str, acc_dtype: str) -> bool:
+        return input_dtype in self.input_dtypes and acc_dtype == self.acc_dtype
+
+
+@dataclass(frozen=True)
+class MatrixLoadAtom:
+    """One matrix of a warp-wide shared-memory -> register load (``ldmatrix``).
+
+    ``layout`` is the fragment one matrix lands in (32 lanes); ``rows`` memory rows of
+    ``row_bytes`` contiguous bytes each are read, lane ``r`` of each group of ``rows`` lanes giving
+    the address of row ``r``. ``row_dim`` is the logical dimension the rows run along: 0 when the
+    memory rows are the fragment's rows, 1 when they are its columns (a transposed tile).
+    """
+
+    name: str
+    element_bits: int
+    layout: RegisterLayout
+    row_dim: int
+    trans: bool
+    rows: int = 8
+    row_bytes: int = 16
+    intrinsic: str = "ldmatrix"
 
 
 def _l(*s: int) -> RegisterLayout:
@@ -63,13 +92,50 @@ MMA_M16N8K16_F16 = MmaAtom(
     a=_cl(2, 2) * _s(8, 4) * _l(1, 2),
     b=_l(2, 1) * _cs(4, 8) * _l(2, 1),
     c=_l(2, 1) * _s(8, 4) * _l(1, 2),
+    intrinsic="mma_m16n8k16_f32_f16",
 )
 # bf16 uses the same fragments as f16; only the instruction's type suffixes differ.
 MMA_M16N8K16_BF16 = replace(
     MMA_M16N8K16_F16,
     name="mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32",
     input_dtypes=("bf16",),
+    intrinsic="mma_m16n8k16_f32_bf16",
 )
+MMA_M16N8K32_S8 = MmaAtom(
+    name="mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32",
+    m=16,
+    n=8,
+    k=32,
+    input_dtypes=("i8",),
+    acc_dtype="i32",
+    a=_cl(2, 2) * _s(8, 4) * _l(1, 4),
+    b=_l(2, 1) * _cs(4, 8) * _l(4, 1),
+    c=_l(2, 1) * _s(8, 4) * _l(1, 2),
+    intrinsic="mma_m16n8k32_s32_s8",
+)
+MMA_ATOMS = (MMA_M16N8K16_F16, MMA_M16N8K16_BF16, MMA_M16N8K32_S8)
+
+
+def _one_matrix(element_bits: int, trans: bool) -> RegisterLayout:
+    per_word = 32 // element_bits  # elements in each 32-bit register a lane receives
+    if trans:
+        return _cs(4, 8) * _l(per_word, 1)
+    return _s(8, 4) * _l(1, per_word)
+
+
+def matrix_load_atoms() -> tuple[MatrixLoadAtom, ...]:
+    """The one-matrix ``ldmatrix`` fragments the lowering divides shared-memory tiles by: for
+    16-bit and 8-bit elements, rows along either dimension, plain and (16-bit) ``.trans``."""
+    out = []
+    for bits in (16, 8):
+        for trans in (False, True) if bits == 16 else (False,):
+            base = _one_matrix(bits, trans)
+            for row_dim in (0, 1):
+                layout = base if row_dim == 0 else permute(base, [1, 0])
+                suffix = ".trans" if trans else ""
+                name = f"ldmatrix.m8n8{suffix}.b16 ({bits}-bit, rows along dim {row_dim})"
+                out.append(MatrixLoadAtom(name, bits, layout, row_dim, trans))
+    return tuple(out)
 
 
 def ldmatrix(count: int = 1, trans: bool = False) -> RegisterLayout:
@@ -88,6 +154,6 @@ def ldmatrix(count: int = 1, trans: bool = False) -> RegisterLayout:
             found=repr(count),
             code="layout-args",
         )
-    matrix = _cs(4, 8) * _l(2, 1) if trans else _s(8, 4) * _l(1, 2)
+    matrix = _one_matrix(16, trans)
     arrangement = {1: _l(1, 1), 2: _l(2, 1), 4: _cl(2, 2)}[count]
     return arrangement * matrix

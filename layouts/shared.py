@@ -150,3 +150,23 @@ def shared_layout(
             code="layout-shape",
         )
     return SharedLayout(shape, strides, swizzle)
+
+
+def swizzled_row_major(shape: Sequence[int], element_bits: int) -> SharedLayout:
+    """Row-major, with each row's 16-byte chunks XOR-permuted by the row index so that eight
+    consecutive rows read at the same chunk (a warp's ``ldmatrix``, or any column walk of
+    16-byte vectors) fall in eight different 16-byte bank groups of a 128-byte line.
+
+    Offsets are in elements: chunk bits start at ``base`` (16 bytes of elements); the row index
+    starts ``log2(chunks per row)`` bits above. Rows of under 32 bytes, or not a power of two of
+    chunks, stay plain row-major.
+    """
+    layout = shared_layout(shape)
+    element_bytes = max(1, element_bits // 8)
+    chunks = shape[-1] * element_bytes // 16
+    if len(shape) < 2 or shape[-1] * element_bytes % 16 or chunks < 2 or chunks & (chunks - 1):
+        return layout
+    base = (16 // element_bytes).bit_length() - 1
+    row_shift = chunks.bit_length() - 1
+    bits = min(row_shift, 3)
+    return layout.swizzled(bits, base, max(3, row_shift))

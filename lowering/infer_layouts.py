@@ -21,10 +21,10 @@ from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout
 from tilevm.lowering.layout_defaults import dot_layout, vector_layout
 from tilevm.lowering.layout_rules import (
-    BACKWARD,
     FLEXIBLE_OPERANDS,
     FORWARD,
     FREE_RESULT,
+    backward,
     is_tile,
     try_reshape,
 )
@@ -67,7 +67,7 @@ class _Solver:
         threads = self.kernel.num_threads
         for stmt in stmts:  # dot accumulators
             if isinstance(stmt, Instr) and stmt.op == "dot" and stmt.out not in self.layouts:
-                self.assign(stmt.out, dot_layout(stmt.out.type.shape, threads))
+                self.assign(stmt.out, dot_layout(stmt, self.kernel.warps, threads, self.target))
         for stmt in stmts:  # global loads, then whatever is left
             if isinstance(stmt, Instr) and stmt.op == "load" and stmt.out not in self.layouts:
                 self.assign(stmt.out, self.vector(stmt.out))
@@ -110,7 +110,7 @@ class _Solver:
                 known = [self.layouts.get(a) if is_tile(a) else None for a in stmt.args]
                 yield out, FORWARD[stmt.op](stmt, known)
             if out is not None and out in self.layouts:
-                wanted = BACKWARD[stmt.op](stmt, self.layouts[out])
+                wanted = backward(stmt, self.layouts[out], self.target)
                 yield from ((a, w) for a, w in zip(stmt.args, wanted) if is_tile(a))
 
 
@@ -139,6 +139,7 @@ def _operands(stmt: Instr | Assign) -> tuple[Operand, ...]:
 class _Rewriter:
     layouts: dict[Var, RegisterLayout]
     producer: dict[Var, Instr | Assign]
+    target: Target
     names: dict[Var, Var] = field(default_factory=dict)
     conversions: list[Conversion] = field(default_factory=list)
 
@@ -194,7 +195,7 @@ class _Rewriter:
         if ins.op in ("annotate", "reshape", "transpose") and self.relayout(ins, result, out):
             return
         wanted = (
-            BACKWARD[ins.op](ins, result.type.layout)
+            backward(ins, result.type.layout, self.target)
             if result is not None and is_tile(result) and ins.op not in FLEXIBLE_OPERANDS
             else [None] * len(ins.args)
         )
@@ -240,7 +241,7 @@ class Inferred:
 def infer_layouts(kernel: KernelIR, target: Target) -> Inferred:
     solver = _Solver(kernel, target)
     layouts = solver.solve()
-    rewriter = _Rewriter(layouts, solver.producer)
+    rewriter = _Rewriter(layouts, solver.producer, target)
     params = tuple(type(p)(rewriter.var(p.var), p.kind) for p in kernel.params)
     body = rewriter.body(kernel.body)
     result = KernelIR(kernel.name, params, body, kernel.warps, kernel.warp_size, kernel.loc)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tilevm.dtypes import DataType
+from tilevm.ir.nodes import Instr
 from tilevm.layouts import RegisterLayout, local, replicate, spatial
 from tilevm.layouts.defaults import default_layout
 from tilevm.layouts.errors import LayoutError
@@ -48,7 +49,42 @@ def _runs(shape: tuple[int, ...], size: int, vector: int, threads: int) -> Regis
         return None
 
 
-def dot_layout(shape: Sequence[int], threads: int) -> RegisterLayout:
+def dot_layout(ins: Instr, warps: int, threads: int, target: Target) -> RegisterLayout:
+    """An accumulator layout for a dot nothing else constrains: built on the target's first
+    matrix atom that fits the dtypes and the tile (warps side by side, each repeating the atom
+    over its part of the tile), else a SIMT one."""
+    a, _, c = ins.args
+    m, n = ins.out.type.shape
+    k = a.type.shape[1]
+    for atom in target.atoms:
+        if not atom.accepts(a.type.dtype.name, c.type.dtype.name) or k % atom.k:
+            continue
+        if m % atom.m or n % atom.n or atom.c.num_threads * warps != threads:
+            continue
+        grid = _warp_grid(m // atom.m, n // atom.n, warps, (atom.m, atom.n))
+        if grid is not None:
+            wm, wn = grid
+            return spatial(wm, wn) * local(m // atom.m // wm, n // atom.n // wn) * atom.c
+    return simt_dot_layout((m, n), threads)
+
+
+def _warp_grid(
+    tiles_m: int, tiles_n: int, warps: int, atom_mn: tuple[int, int]
+) -> tuple[int, int] | None:
+    """Warps as a ``wm x wn`` grid over the atom tiles, each warp an equal block: the grid whose
+    warps load the fewest operand elements per step (``rows + cols`` of their block)."""
+    best = None
+    for wm in range(1, warps + 1):
+        wn = warps // wm
+        if wm * wn != warps or tiles_m % wm or tiles_n % wn:
+            continue
+        cost = tiles_m // wm * atom_mn[0] + tiles_n // wn * atom_mn[1]
+        if best is None or cost < best[0]:
+            best = (cost, (wm, wn))
+    return None if best is None else best[1]
+
+
+def simt_dot_layout(shape: Sequence[int], threads: int) -> RegisterLayout:
     """An accumulator layout for a SIMT dot: each thread a block of up to 4x4 outputs (A and B
     elements reused across it), 4 contiguous along N for vector stores."""
     m, n = (int(s) for s in shape)

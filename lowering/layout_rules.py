@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 
 from tilevm.ir.nodes import Instr, Operand, Var
 from tilevm.ir.types import TileType
-from tilevm.layouts import RegisterLayout, local
+from tilevm.layouts import RegisterLayout, divide, divisible, local
+from tilevm.layouts.atoms import MmaAtom
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.ops import permute, reduce, reshape
+from tilevm.lowering.target import Target
 
 Layouts = Sequence[RegisterLayout | None]
 Forward = Callable[[Instr, Layouts], RegisterLayout | None]
@@ -56,11 +58,34 @@ def try_reshape(layout: RegisterLayout, shape: Sequence[int]) -> RegisterLayout 
         return None
 
 
-def dot_operand_layouts(acc: RegisterLayout, k: int) -> tuple[RegisterLayout, RegisterLayout]:
-    """SIMT dot: the thread holding ``acc[m, n]`` holds row ``m`` of A and column ``n`` of B,
-    all ``k`` elements of each in its own slots."""
-    a = reduce(acc, [1], keepdims=True) * local(1, k)
-    b = reduce(acc, [0], keepdims=True) * local(k, 1)
+# A thread's own multiply-add is the trivial atom: 1x1x1, one thread, one slot per operand.
+SIMT_FMA = MmaAtom("fma", 1, 1, 1, (), "", local(1, 1), local(1, 1), local(1, 1), "fma")
+
+
+def dot_atom(target: Target, ins: Instr, acc: RegisterLayout) -> MmaAtom:
+    """The matrix instruction a dot with accumulator layout ``acc`` runs on: the first of the
+    target's atoms whose C fragment divides ``acc`` (and whose K divides the dot's), else the
+    thread's own multiply-add."""
+    a, _, c = ins.args
+    k = a.type.shape[1]
+    for atom in target.atoms:
+        fits = atom.accepts(a.type.dtype.name, c.type.dtype.name) and k % atom.k == 0
+        if fits and divisible(acc, atom.c):
+            return atom
+    return SIMT_FMA
+
+
+def dot_operand_layouts(
+    acc: RegisterLayout, k: int, atom: MmaAtom = SIMT_FMA
+) -> tuple[RegisterLayout, RegisterLayout]:
+    """Divide the accumulator by the atom's C fragment: the quotient says which warp (thread,
+    for SIMT) runs which atom. The warp running atom ``(i, j)`` holds atoms ``(i, :)`` of A and
+    ``(:, j)`` of B, all ``k / atom.k`` of them in its own slots. For SIMT: the thread holding
+    ``acc[m, n]`` holds row ``m`` of A and column ``n`` of B."""
+    quotient = divide(acc, atom.c)
+    steps = k // atom.k
+    a = reduce(quotient, [1], keepdims=True) * local(1, steps) * atom.a
+    b = reduce(quotient, [0], keepdims=True) * local(steps, 1) * atom.b
     return a, b
 
 
@@ -148,12 +173,21 @@ def _dot_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
     return operands[2]
 
 
-def _dot_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
-    a, b = dot_operand_layouts(out, ins.args[0].type.shape[1])
+def _dot_backward(ins: Instr, out: RegisterLayout, target: Target) -> list[RegisterLayout | None]:
+    atom = dot_atom(target, ins, out)
+    a, b = dot_operand_layouts(out, ins.args[0].type.shape[1], atom)
     return [a, b, out]
 
 
-rule("dot", forward=_dot_forward, backward=_dot_backward)
+FORWARD["dot"] = _dot_forward
+
+
+def backward(ins: Instr, out: RegisterLayout, target: Target) -> list[RegisterLayout | None]:
+    """``BACKWARD`` for every instruction; the dot's rule also reads the target's atoms."""
+    if ins.op == "dot":
+        return _dot_backward(ins, out, target)
+    return BACKWARD[ins.op](ins, out)
+
 
 # instructions that take a tile of any layout and produce no tile
 rule("store", "store_shared", "print", forward=_free, backward=_any_operand)

@@ -122,11 +122,14 @@ class GlobalAccess:
 @lowers("load")
 def _load(lw: Lowerer, ins: Instr) -> None:
     tensor, other, *offsets = ins.args
-    out = ins.out
+    access = GlobalAccess(lw, tensor, ins.out.type.layout, offsets)
+    global_load(lw, ins.out, access, t.Encode(lw.scalar(other), ins.out.type.dtype))
+
+
+def global_load(lw: Lowerer, out: Var, access: GlobalAccess, fill: t.Expr) -> None:
+    """Declare ``out`` and fill it from ``access``; elements outside the tensor get ``fill``."""
     layout = out.type.layout
     name = lw.declare_tile(out)
-    access = GlobalAccess(lw, tensor, layout, offsets)
-    fill = t.Encode(lw.scalar(other), out.type.dtype)
     v = access.vector
 
     def element(i: t.Expr) -> list[t.Stmt]:
@@ -212,7 +215,13 @@ class SharedAccess:
         self.vector = vector_width(lw, tile, storage, divisors)
 
     def mem(self, slot: t.Expr) -> t.Mem:
-        index = [add(o, c) for o, c in zip(self.offsets, coords(self.tile, self.lw.tid, slot))]
+        return self.at(coords(self.tile, self.lw.tid, slot))
+
+    def at(self, tile_index: Sequence[t.Expr]) -> t.Mem:
+        """The element at ``tile_index`` of the tile (which covers the trailing dimensions)."""
+        lead = len(self.offsets) - len(tile_index)
+        trailing = [add(o, c) for o, c in zip(self.offsets[lead:], tile_index)]
+        index = self.offsets[:lead] + trailing
         offset: t.Expr = const(0)
         for i, s in zip(index, self.layout.strides):
             offset = add(offset, mul(i, s))
@@ -258,7 +267,7 @@ def shared_store(lw: Lowerer, value: Var, access: SharedAccess) -> None:
         lw.emit(t.IfThen(guard, tuple(body)))
 
 
-def _user_access(lw: Lowerer, smem: Var, tile: RegisterLayout, offsets: Sequence[Operand]):
+def user_access(lw: Lowerer, smem: Var, tile: RegisterLayout, offsets: Sequence[Operand]):
     return SharedAccess(
         lw,
         smem.type.layout,
@@ -270,16 +279,17 @@ def _user_access(lw: Lowerer, smem: Var, tile: RegisterLayout, offsets: Sequence
     )
 
 
-@lowers("load_shared")
-def _load_shared(lw: Lowerer, ins: Instr) -> None:
+def load_shared_plain(lw: Lowerer, ins: Instr) -> None:
+    """A shared load through ordinary (vector) accesses; ``lower_matrix_load`` tries the
+    target's matrix loads first."""
     smem, *offsets = ins.args
-    shared_load(lw, ins.out, _user_access(lw, smem, ins.out.type.layout, offsets))
+    shared_load(lw, ins.out, user_access(lw, smem, ins.out.type.layout, offsets))
 
 
 @lowers("store_shared")
 def _store_shared(lw: Lowerer, ins: Instr) -> None:
     smem, value, *offsets = ins.args
-    shared_store(lw, value, _user_access(lw, smem, value.type.layout, offsets))
+    shared_store(lw, value, user_access(lw, smem, value.type.layout, offsets))
 
 
 def row_major(shape: Sequence[int]) -> SharedLayout:

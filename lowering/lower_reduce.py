@@ -1,4 +1,4 @@
-"""Lowering of reductions and of ``dot`` on the SIMT path.
+"""Lowering of reductions.
 
 A reduction runs in three steps: each thread combines its own slots; threads of one warp that
 hold parts of the same result exchange partials with xor-shuffles (when those threads form
@@ -170,57 +170,3 @@ def _across_warps(lw: Lowerer, ins: Instr, acc: str, slots: int, shared, op: str
         visit(0, t.Sym(group))
 
     lw.slots(slots, slot)
-
-
-@lru_cache(maxsize=1024)
-def _dot_maps(acc: RegisterLayout):
-    rows = reduce(acc, [1], keepdims=True)
-    cols = reduce(acc, [0], keepdims=True)
-    to_rows = slot_map(acc, rows, lambda idx: (idx[0], np.zeros_like(idx[1])))
-    to_cols = slot_map(acc, cols, lambda idx: (np.zeros_like(idx[0]), idx[1]))
-    return to_rows, to_cols
-
-
-@lowers("dot")
-def _dot(lw: Lowerer, ins: Instr) -> None:
-    """SIMT: the thread holding ``acc[m, n]`` holds row m of A and column n of B in its slots
-    (``dot_operand_layouts``): slot ``row(i) * K + k`` and ``col(i) * K + k``."""
-    a, b, c = ins.args
-    out = ins.out
-    layout = out.type.layout
-    k_size = a.type.shape[1]
-    ct = compute_type(out.type.dtype)
-    to_rows, to_cols = _dot_maps(layout)
-    acc = lw.names.fresh(f"{lw.name(out)}_acc")
-    lw.emit(t.Declare(acc, ct, layout.local_size))
-    lw.slots(
-        layout.local_size,
-        lambda i: lw.emit(
-            t.Set(t.Elem(acc, i, ct), _as(lw.element(c, i), compute_type(c.type.dtype), ct))
-        ),
-    )
-    src_ct = compute_type(a.type.dtype)
-
-    def body(k: t.Expr) -> None:
-        def slot(i: t.Expr) -> None:
-            x = _as(lw.element(a, add(mul(to_rows(i), k_size), k)), src_ct, ct)
-            y = _as(lw.element(b, add(mul(to_cols(i), k_size), k)), src_ct, ct)
-            target = t.Elem(acc, i, ct)
-            update = t.Call("fma", (x, y, target), ct) if ct.is_float else t.Bin(
-                "add", target, t.Bin("mul", x, y, ct), ct)  # fmt: skip
-            lw.emit(t.Set(target, update))
-
-        lw.slots(layout.local_size, slot)
-
-    lw.slots(k_size, body, var="tv_k")
-    name = lw.declare_tile(out)
-    lw.slots(
-        layout.local_size,
-        lambda i: lw.emit(
-            t.Set(t.Elem(name, i, out.type.dtype), t.Encode(t.Elem(acc, i, ct), out.type.dtype))
-        ),
-    )
-
-
-def _as(value: t.Expr, src: DataType, dst: DataType) -> t.Expr:
-    return value if src == dst else t.Convert(value, dst)

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from tilevm.errors import CompileError
 from tilevm.ir.nodes import Instr, KernelIR
 from tilevm.ir.verify import verify
-from tilevm.lowering import lower_memory, lower_reduce, lower_tile  # noqa: F401 - handlers
+
+# handler modules (lower_matrix_load after lower_memory: its load_shared wraps the plain one)
+from tilevm.lowering import (  # noqa: F401  # noqa: F401
+    lower_async,
+    lower_dot,
+    lower_matrix_load,
+    lower_memory,
+    lower_reduce,
+    lower_tile,
+)
 from tilevm.lowering.divisibility import Divisibility
 from tilevm.lowering.infer_layouts import Conversion, infer_layouts
 from tilevm.lowering.lower import Lowerer, TensorFacts

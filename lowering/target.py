@@ -6,8 +6,9 @@ value (warp size, shared memory, vector width, native float types, matrix atoms 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from tilevm.layouts.atoms import MatrixLoadAtom, MmaAtom
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,15 @@ class Target:
     shared_bytes: int = 48 * 1024  # per block, the most a kernel may plan for
     vector_bytes: int = 16  # widest single global/shared access per thread
     native_floats: frozenset[str] = frozenset({"f16", "bf16", "f32", "f64"})
-    # Matrix instructions as layout values (filled in by the tensor-core work); the lowering
-    # chooses one when the operands' layouts divide by the atom's fragment layouts.
-    atoms: tuple[Any, ...] = field(default=())
+    # Matrix instructions as layout values: a dot uses an atom when its accumulator's layout
+    # divides by the atom's C fragment (and the operands' by A and B).
+    atoms: tuple[MmaAtom, ...] = ()
+    # Warp-wide shared -> register matrix loads: a shared load uses one when the tile's layout
+    # divides by the atom's one-matrix fragment and the shared rows are contiguous.
+    matrix_loads: tuple[MatrixLoadAtom, ...] = ()
+    # Sizes (bytes) of asynchronous global -> shared copies per thread; () when the target has
+    # none (tv.copy_async then copies through registers).
+    async_copy_bytes: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         return self.name

@@ -134,6 +134,25 @@ class Load(Expr):
     dtype: DataType
 
 
+@dataclass(frozen=True)
+class Ref(Expr):
+    """The address of ``array[index]``: a run of a register array handed to an intrinsic that
+    reads or writes several consecutive slots (matrix fragments)."""
+
+    array: str
+    index: Expr
+    dtype: DataType  # the array's element type
+
+
+@dataclass(frozen=True)
+class Addr(Expr):
+    """The address of a memory element (for intrinsics that take pointers: async copies,
+    matrix loads)."""
+
+    mem: Mem
+    dtype: DataType
+
+
 # ----- statements -----------------------------------------------------------------------------
 
 

@@ -40,6 +40,11 @@ _DOCS = {
     "load_shared": "load_shared(shared, offsets=None, shape=None) -> register tile",
     "store_shared": "store_shared(shared, tile, offsets=None)",
     "sync": "sync(): barrier over the block (shared memory is visible after it)",
+    "copy_async": "copy_async(dst_shared, src, offsets, dst_offsets=None, shape=None): start a "
+    "global -> shared copy (outside elements arrive as 0); it lands after tv.wait_async",
+    "commit_async": "commit_async(): close the group of copies started since the last commit",
+    "wait_async": "wait_async(pending=0): wait until at most `pending` committed groups are in "
+    "flight, then sync the block (their data is visible to every thread)",
     "zeros": "zeros(shape, dtype) -> tile",
     "full": "full(shape, value, dtype) -> tile",
     "arange": "arange(start, stop) -> i32 tile [stop - start] (compile-time bounds)",

@@ -135,6 +135,82 @@ TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code)
         atomicOr(word + 1, (unsigned int)(value >> 32));
     }
 }
+
+// Tensor cores. Fragments are runs of consecutive slots of a register array (declared 16-byte
+// aligned), two 16-bit or four 8-bit elements per 32-bit register.
+#define TV_R(p) reinterpret_cast<uint32_t*>(p)
+#define TV_CR(p) reinterpret_cast<const uint32_t*>(p)
+TV_INLINE void tv_mma_m16n8k16_f32_f16(float* c, const __half* a, const __half* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(TV_CR(a)[0]), "r"(TV_CR(a)[1]), "r"(TV_CR(a)[2]), "r"(TV_CR(a)[3]),
+          "r"(TV_CR(b)[0]), "r"(TV_CR(b)[1]));
+}
+TV_INLINE void tv_mma_m16n8k16_f32_bf16(float* c, const __nv_bfloat16* a,
+                                        const __nv_bfloat16* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(TV_CR(a)[0]), "r"(TV_CR(a)[1]), "r"(TV_CR(a)[2]), "r"(TV_CR(a)[3]),
+          "r"(TV_CR(b)[0]), "r"(TV_CR(b)[1]));
+}
+TV_INLINE void tv_mma_m16n8k32_s32_s8(int32_t* c, const int8_t* a, const int8_t* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(TV_CR(a)[0]), "r"(TV_CR(a)[1]), "r"(TV_CR(a)[2]), "r"(TV_CR(a)[3]),
+          "r"(TV_CR(b)[0]), "r"(TV_CR(b)[1]));
+}
+// ldmatrix: lanes 8j..8j+7 give the row addresses of matrix j.
+TV_INLINE uint32_t tv_shared_address(const void* p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+TV_INLINE void tv_ldmatrix_x1(void* d, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n"
+                 : "=r"(TV_R(d)[0]) : "r"(tv_shared_address(p)));
+}
+TV_INLINE void tv_ldmatrix_x2(void* d, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(TV_R(d)[0]), "=r"(TV_R(d)[1]) : "r"(tv_shared_address(p)));
+}
+TV_INLINE void tv_ldmatrix_x4(void* d, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(TV_R(d)[0]), "=r"(TV_R(d)[1]), "=r"(TV_R(d)[2]), "=r"(TV_R(d)[3])
+                 : "r"(tv_shared_address(p)));
+}
+TV_INLINE void tv_ldmatrix_trans_x1(void* d, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n"
+                 : "=r"(TV_R(d)[0]) : "r"(tv_shared_address(p)));
+}
+TV_INLINE void tv_ldmatrix_trans_x2(void* d, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(TV_R(d)[0]), "=r"(TV_R(d)[1]) : "r"(tv_shared_address(p)));
+}
+TV_INLINE void tv_ldmatrix_trans_x4(void* d, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(TV_R(d)[0]), "=r"(TV_R(d)[1]), "=r"(TV_R(d)[2]), "=r"(TV_R(d)[3])
+                 : "r"(tv_shared_address(p)));
+}
+// cp.async: copy 16/8/4 bytes global -> shared without registers; bytes past src_bytes are
+// zero-filled (src_bytes 0 reads nothing). Groups complete in order.
+TV_INLINE void tv_cp_async_16(void* s, const void* g, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                 :: "r"(tv_shared_address(s)), "l"(g), "r"(src_bytes) : "memory");
+}
+TV_INLINE void tv_cp_async_8(void* s, const void* g, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n"
+                 :: "r"(tv_shared_address(s)), "l"(g), "r"(src_bytes) : "memory");
+}
+TV_INLINE void tv_cp_async_4(void* s, const void* g, int src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
+                 :: "r"(tv_shared_address(s)), "l"(g), "r"(src_bytes) : "memory");
+}
+TV_INLINE void tv_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+#define tv_cp_async_wait(n) asm volatile("cp.async.wait_group %0;\n" :: "n"(n) : "memory")
 """
 
 

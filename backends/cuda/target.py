@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tilevm.layouts.atoms import MMA_ATOMS, matrix_load_atoms
 from tilevm.lowering.target import Target
 
 # Static shared memory per block without opting in is 48 KiB; sm_80 and sm_90 allow more per
@@ -11,10 +12,15 @@ SHARED_OPTIN = {"sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024, "sm
 
 
 def cuda_target(arch: str = "sm_90a") -> Target:
+    ampere = int("".join(c for c in arch[3:] if c.isdigit()) or 0) >= 80
     return Target(
         name=f"cuda-{arch}",
         warp_size=32,
         max_threads=1024,
         shared_bytes=SHARED_OPTIN.get(arch, 48 * 1024),
         vector_bytes=16,
+        # mma.sync m16n8k16 / m16n8k32, ldmatrix and cp.async all exist from sm_80 on
+        atoms=MMA_ATOMS if ampere else (),
+        matrix_loads=matrix_load_atoms() if ampere else (),
+        async_copy_bytes=(16, 8, 4) if ampere else (),
     )

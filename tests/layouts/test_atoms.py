@@ -82,3 +82,55 @@ def test_a_warp_tile_divides_by_the_atom_and_the_quotient_says_who_does_what() -
 def test_ldmatrix_count_is_checked() -> None:
     with pytest.raises(tl.LayoutError, match="1, 2 or 4"):
         ldmatrix(3)
+
+
+def ptx_m16n8k32_s8(operand: str, lane: int, i: int) -> tuple[int, int]:
+    group, tig = lane >> 2, lane % 4
+    if operand == "a":
+        row = group + (8 if i in (4, 5, 6, 7, 12, 13, 14, 15) else 0)
+        return row, tig * 4 + (i & 3) + (16 if i >= 8 else 0)
+    if operand == "b":
+        return tig * 4 + (i & 3) + (16 if i >= 4 else 0), group
+    return (group if i < 2 else group + 8), tig * 2 + (i & 1)
+
+
+def test_mma_m16n8k32_s8_fragments_match_the_ptx_isa() -> None:
+    atom = tl.atoms.MMA_M16N8K32_S8
+    for name, shape, slots in (("a", (16, 32), 16), ("b", (32, 8), 8), ("c", (16, 8), 4)):
+        layout = getattr(atom, name)
+        assert layout.shape == shape and layout.num_threads == 32 and layout.local_size == slots
+        for lane in range(32):
+            for i in range(slots):
+                assert layout(lane, i) == ptx_m16n8k32_s8(name, lane, i)
+
+
+def ldmatrix_received(lane: int, word_elems: int, trans: bool) -> list[tuple[int, int]]:
+    """(memory row, element column) each of a lane's elements comes from, per the PTX ISA:
+    without .trans lane l gets 32-bit word l % 4 of row l / 4; with .trans the 16-bit
+    elements (2 * (l % 4) + h, l / 4)."""
+    if trans:
+        return [(2 * (lane % 4) + h, lane // 4) for h in range(2)]
+    return [(lane // 4, (lane % 4) * word_elems + e) for e in range(word_elems)]
+
+
+@pytest.mark.parametrize("atom", tl.atoms.matrix_load_atoms(), ids=lambda a: a.name)
+def test_one_matrix_load_fragments_match_the_ptx_isa(atom) -> None:
+    word = 32 // atom.element_bits
+    layout = atom.layout
+    assert layout.num_threads == 32 and layout.local_size == word
+    assert atom.rows * atom.row_bytes * 8 == layout.size * atom.element_bits
+    for lane in range(32):
+        for slot, (row, col) in enumerate(ldmatrix_received(lane, word, atom.trans)):
+            logical = (row, col) if atom.row_dim == 0 else (col, row)
+            assert layout(lane, slot) == logical
+
+
+def test_the_mma_operands_divide_by_one_matrix_loads() -> None:
+    atoms = {(a.element_bits, a.trans, a.row_dim): a.layout for a in tl.atoms.matrix_load_atoms()}
+    f16 = MMA_M16N8K16_F16
+    assert tl.divisible(f16.a, atoms[16, False, 0])  # A row-major: ldmatrix
+    assert tl.divisible(f16.b, atoms[16, True, 0])  # B [K, N] row-major: ldmatrix.trans
+    assert tl.divisible(f16.b, atoms[16, False, 1])  # B stored [N, K]: plain ldmatrix
+    assert tl.divisible(tl.transpose(f16.a), atoms[16, True, 0])  # A stored [K, M]: .trans
+    s8 = tl.atoms.MMA_M16N8K32_S8
+    assert tl.divisible(s8.a, atoms[8, False, 0]) and tl.divisible(s8.b, atoms[8, False, 1])

@@ -96,6 +96,28 @@ def _sync(tr: Translator) -> None:
     tr.b.instr("sync", None, [])
 
 
+@handles("copy_async")
+def _copy_async(
+    tr: Translator,
+    dst: Any,
+    src: Any,
+    offsets: Any,
+    dst_offsets: Any = None,
+    shape: Any = None,
+) -> None:
+    ops.copy_async(tr.b, dst, src, offsets, dst_offsets, shape)
+
+
+@handles("commit_async")
+def _commit_async(tr: Translator) -> None:
+    tr.b.instr("commit_async", None, [])
+
+
+@handles("wait_async")
+def _wait_async(tr: Translator, pending: Any = 0) -> None:
+    ops.wait_async(tr.b, pending)
+
+
 @handles("zeros")
 def _zeros(tr: Translator, shape: Any, dtype: DataType) -> Var:
     return ops.full(tr.b, shape, 0, _dtype(tr, dtype))

@@ -25,7 +25,7 @@ from tilevm.frontend.builder import (
 )
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import ScalarType, SharedType, TileType
-from tilevm.layouts import RegisterLayout, SharedLayout, local, shared_layout
+from tilevm.layouts import RegisterLayout, SharedLayout, local, swizzled_row_major
 from tilevm.layouts.defaults import default_layout
 
 _PY_BINARY = {
@@ -403,7 +403,8 @@ def _offsets(b: Builder, offsets: Any, rank: int, what: str) -> list:
 
 def shared(b: Builder, shape: Any, dtype: DataType, layout: Any) -> Var:
     shape = _static_shape(b, shape, "tv.shared shape")
-    layout = layout if layout is not None else shared_layout(shape)
+    # by default rows are swizzled in 16-byte chunks: column walks stay free of bank conflicts
+    layout = layout if layout is not None else swizzled_row_major(shape, dtype.bits)
     if not isinstance(layout, SharedLayout) or layout.shape != shape:
         raise b.type_error(
             "tv.shared layout",
@@ -414,12 +415,25 @@ def shared(b: Builder, shape: Any, dtype: DataType, layout: Any) -> Var:
 
 
 def load_shared(b: Builder, smem: Any, offsets: Any, shape: Any) -> Var:
+    """A tile of ``shape`` at ``offsets``; a shape of lower rank than the shared tile reads the
+    trailing dimensions (the leading offsets pick one index each: a pipeline stage)."""
     smem = b.require_shared(smem, "tv.load_shared")
     rank = len(smem.type.shape)
     shape = smem.type.shape if shape is None else _static_shape(b, shape, "tv.load_shared shape")
+    _check_trailing(b, shape, smem, "tv.load_shared")
     offsets = [0] * rank if offsets is None else offsets
     offs = _offsets(b, offsets, rank, "tv.load_shared")
     return b.instr("load_shared", TileType(smem.type.dtype, shape), [smem, *offs], name=smem.name)
+
+
+def _check_trailing(b: Builder, shape: Sequence[int], smem: Var, what: str) -> None:
+    full = smem.type.shape
+    if len(shape) > len(full) or any(n > m for n, m in zip(shape[::-1], full[::-1])):
+        raise b.shape_error(
+            f"{what} tile does not fit the shared tile",
+            expected=f"at most {len(full)} sizes, each within {list(full)} (trailing dimensions)",
+            found=str(list(shape)),
+        )
 
 
 def store_shared(b: Builder, smem: Any, value: Any, offsets: Any) -> None:
@@ -429,6 +443,52 @@ def store_shared(b: Builder, smem: Any, value: Any, offsets: Any) -> None:
         raise b.type_error(
             "tv.store_shared dtype", expected=str(smem.type.dtype), found=str(value.type.dtype)
         )
+    _check_trailing(b, value.type.shape, smem, "tv.store_shared")
     rank = len(smem.type.shape)
     offs = _offsets(b, [0] * rank if offsets is None else offsets, rank, "tv.store_shared")
     b.instr("store_shared", None, [smem, value, *offs])
+
+
+def copy_async(b: Builder, dst: Any, src: Any, offsets: Any, dst_offsets: Any, shape: Any) -> None:
+    """``dst[dst_offsets...] = src[offsets...]`` for a tile of ``shape`` (default: ``dst``'s
+    trailing dimensions, as many as ``src`` has), started now, complete after ``tv.wait_async``.
+    Elements outside ``src`` arrive as zeros."""
+    dst = b.require_shared(dst, "tv.copy_async destination")
+    src = b.require_global(src, "tv.copy_async source")
+    if src.type.dtype != dst.type.dtype:
+        raise b.type_error(
+            "tv.copy_async copies one dtype",
+            expected=f"a {dst.type.dtype} source (the shared tile's dtype)",
+            found=str(src.type.dtype),
+        )
+    rank = src.type.rank
+    if shape is None:
+        if rank > len(dst.type.shape):
+            raise b.shape_error(
+                "tv.copy_async source rank",
+                expected=f"at most {len(dst.type.shape)} dimensions (the shared tile's)",
+                found=str(rank),
+            )
+        shape = dst.type.shape[len(dst.type.shape) - rank :]
+    shape = _static_shape(b, shape, "tv.copy_async shape")
+    if len(shape) != rank:
+        raise b.shape_error(
+            "tv.copy_async shape", expected=f"{rank} sizes (the source's rank)", found=str(shape)
+        )
+    _check_trailing(b, shape, dst, "tv.copy_async")
+    src_offs = _offsets(b, offsets, rank, "tv.copy_async")
+    dst_rank = len(dst.type.shape)
+    dst_offs = _offsets(
+        b, [0] * dst_rank if dst_offsets is None else dst_offsets, dst_rank, "tv.copy_async"
+    )
+    b.instr("copy_async", None, [dst, src, *src_offs, *dst_offs], shape=tuple(shape))
+
+
+def wait_async(b: Builder, pending: Any) -> None:
+    if not isinstance(pending, int) or isinstance(pending, bool) or not 0 <= pending <= 7:
+        raise b.type_error(
+            "tv.wait_async(pending) counts copy groups still allowed in flight",
+            expected="a compile-time int from 0 to 7",
+            found=describe(pending),
+        )
+    b.instr("wait_async", None, [], pending=pending)

@@ -271,8 +271,12 @@ def _dot(it: Interpreter, ins: Instr) -> None:
 
 
 def _tile_indices(shape: Sequence[int], offsets: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """Indices of a tile at ``offsets``; a tile of lower rank covers the trailing dimensions
+    (the leading offsets pick one index each)."""
+    lead = len(offsets) - len(shape)
     grids = np.indices(shape)
-    return tuple(g + o for g, o in zip(grids, offsets))
+    leading = tuple(np.full(shape, o, dtype=np.int64) for o in offsets[:lead])
+    return leading + tuple(g + o for g, o in zip(grids, offsets[lead:]))
 
 
 @handles("load")
@@ -351,9 +355,29 @@ def _store_shared(it: Interpreter, ins: Instr) -> None:
     smem.codes[where] = tile.codes()
 
 
-@handles("sync")
+@handles("sync", "commit_async", "wait_async")
 def _sync(it: Interpreter, ins: Instr) -> None:
-    """Instructions already run for the whole block at once: every write is visible."""
+    """Instructions already run for the whole block at once: every write is visible (an
+    asynchronous copy is complete when it returns)."""
+
+
+@handles("copy_async")
+def _copy_async(it: Interpreter, ins: Instr) -> None:
+    smem: Shared = it.operand(ins.args[0])
+    tensor: GlobalTensor = it.operand(ins.args[1])
+    shape = ins.attr("shape")
+    rank = len(shape)
+    src_offsets = [it.scalar(o) for o in ins.args[2 : 2 + rank]]
+    dst_offsets = [it.scalar(o) for o in ins.args[2 + rank :]]
+    index = _tile_indices(shape, src_offsets)
+    inside = np.ones(shape, dtype=bool)
+    for idx, n in zip(index, tensor.shape):
+        inside &= (idx >= 0) & (idx < n)
+    codes = np.zeros(shape, tensor.codes.dtype)
+    codes[inside] = tensor.codes[tuple(idx[inside] for idx in index)]
+    zero = tensor.dtype.encode(np.zeros(1))[0]
+    codes[~inside] = zero
+    smem.codes[_shared_offsets(it, ins, smem, shape, dst_offsets)] = codes
 
 
 @handles("assume")

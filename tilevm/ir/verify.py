@@ -39,6 +39,9 @@ SIGNATURES: dict[str, tuple[int | None, str | None]] = {
     "load_shared": (None, "tile"),
     "store_shared": (None, None),
     "sync": (0, None),
+    "copy_async": (None, None),
+    "commit_async": (0, None),
+    "wait_async": (0, None),
     "assume": (1, None),
     "print": (None, None),
 }
