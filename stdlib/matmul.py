@@ -1,0 +1,228 @@
+"""Dense GEMM, ``C = A @ B``, for f16/bf16 inputs with f32 accumulation.
+
+One kernel, written in the tile language: each block owns a ``BM x BN`` tile of C and walks K in
+``BK``-wide steps through a ring of ``STAGES`` shared-memory buffers filled by asynchronous copies
+(``tv.copy_async``), so the loads of later steps overlap the matrix work of the current one.
+Nothing in it names a matrix instruction: the dot's accumulator layout is chosen by the compiler
+from the target's atoms (``mma.sync`` on NVIDIA), and the shared loads feed the atoms' fragments
+(``ldmatrix``) because their layouts divide. Edges of M, N and K are handled by the copies'
+zero fill and the store's mask, so any shape works.
+
+Operands may be row- or column-major: a column-major A is passed as its (row-major) transpose and
+read through ``tv.transpose`` of a ``[BK, BM]`` shared tile; likewise B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import tilevm as tv
+
+
+@tv.kernel
+def gemm_kernel(
+    a: tv.Tensor,
+    b: tv.Tensor,
+    c: tv.Tensor,
+    BM: tv.constexpr,
+    BN: tv.constexpr,
+    BK: tv.constexpr,
+    STAGES: tv.constexpr,
+    GROUP_M: tv.constexpr,
+    A_T: tv.constexpr,
+    B_T: tv.constexpr,
+):
+    M = c.shape[0]
+    N = c.shape[1]
+    K = a.shape[0] if A_T else a.shape[1]
+    # Blocks run in column groups of GROUP_M row tiles: neighbours share A and B tiles in L2.
+    pid = tv.block_id(0)
+    tiles_m = tv.cdiv(M, BM)
+    tiles_n = tv.cdiv(N, BN)
+    group = pid // (GROUP_M * tiles_n)
+    first_m = group * GROUP_M
+    rows = tv.minimum(tiles_m - first_m, GROUP_M)
+    m0 = (first_m + (pid % (GROUP_M * tiles_n)) % rows) * BM
+    n0 = (pid % (GROUP_M * tiles_n)) // rows * BN
+
+    a_ring = tv.shared([STAGES, BK, BM] if A_T else [STAGES, BM, BK], a.dtype)
+    b_ring = tv.shared([STAGES, BN, BK] if B_T else [STAGES, BK, BN], b.dtype)
+    acc = tv.zeros([BM, BN], tv.f32)
+    steps = tv.cdiv(K, BK)
+    # Prologue: the first STAGES - 1 steps in flight (steps past K copy nothing but zeros).
+    for s in tv.static_range(STAGES - 1):
+        _fill(a, b, a_ring, b_ring, m0, n0, s * BK, s, A_T, B_T)
+        tv.commit_async()
+    for i in range(steps):
+        tv.wait_async(STAGES - 2)  # step i has landed; every thread is done with step i - 1
+        ahead = i + STAGES - 1
+        _fill(a, b, a_ring, b_ring, m0, n0, ahead * BK, ahead % STAGES, A_T, B_T)
+        tv.commit_async()
+        stage = i % STAGES
+        if A_T:
+            x = tv.transpose(tv.load_shared(a_ring, [stage, 0, 0], [BK, BM]))
+        else:
+            x = tv.load_shared(a_ring, [stage, 0, 0], [BM, BK])
+        if B_T:
+            y = tv.transpose(tv.load_shared(b_ring, [stage, 0, 0], [BN, BK]))
+        else:
+            y = tv.load_shared(b_ring, [stage, 0, 0], [BK, BN])
+        acc = tv.dot(x, y, acc)
+    tv.wait_async(0)
+    tv.store(c, acc.to(c.dtype), [m0, n0])
+
+
+@tv.func
+def _fill(a, b, a_ring, b_ring, m0, n0, k, stage, A_T, B_T):
+    if A_T:
+        tv.copy_async(a_ring, a, [k, m0], [stage, 0, 0])
+    else:
+        tv.copy_async(a_ring, a, [m0, k], [stage, 0, 0])
+    if B_T:
+        tv.copy_async(b_ring, b, [n0, k], [stage, 0, 0])
+    else:
+        tv.copy_async(b_ring, b, [k, n0], [stage, 0, 0])
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """A tile configuration: block tile, K step, pipeline depth, warps."""
+
+    BM: int
+    BN: int
+    BK: int
+    STAGES: int
+    warps: int
+    GROUP_M: int = 8
+
+    def shared_bytes(self, element_bytes: int = 2) -> int:
+        return self.STAGES * (self.BM + self.BN) * self.BK * element_bytes
+
+
+CONFIGS = {
+    "large": GemmConfig(128, 128, 32, 4, 4),
+    "wide": GemmConfig(128, 256, 32, 3, 8),
+    "medium": GemmConfig(64, 128, 32, 4, 4),
+    "skinny": GemmConfig(16, 64, 128, 4, 4),
+    "small": GemmConfig(32, 32, 32, 2, 4),
+}
+
+
+def choose_config(m: int, n: int, k: int) -> GemmConfig:
+    """A simple heuristic (autotuning comes later): skinny M streams B with deep K steps; large
+    problems take the big tile when it still fills the machine, else a smaller one."""
+    if m <= 16:
+        return CONFIGS["skinny"]
+    if m <= 32:
+        return GemmConfig(32, 64, 64, 4, 4)
+    if m * n >= 128 * 128 * 100:
+        return CONFIGS["large"]
+    if m * n >= 64 * 128 * 64:
+        return CONFIGS["medium"]
+    return CONFIGS["small"]
+
+
+SUPPORTED = ("float16", "bfloat16")
+
+
+def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None, **launch) -> Any:
+    """``a @ b`` for 2-D f16/bf16 arrays (torch tensors on a GPU, or numpy arrays), f32
+    accumulation, the result in ``out`` (default: a new array of ``a``'s dtype).
+
+    Row- and column-major operands are both read in place. ``launch`` goes to the kernel launch
+    (``device=``, ...).
+    """
+    _check(a, b)
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = _empty_like(a, (m, n))
+    elif tuple(out.shape) != (m, n):
+        raise tv.LaunchError(
+            "matmul output shape",
+            expected=f"[{m}, {n}]",
+            found=str(list(out.shape)),
+            hint="pass out=None to allocate the result",
+        )
+    a_arg, a_t = _row_major(a)
+    b_arg, b_t = _row_major(b)
+    cfg = config or choose_config(m, n, k)
+    grid = -(-m // cfg.BM) * -(-n // cfg.BN)
+    gemm_kernel[grid,](
+        a_arg, b_arg, out,
+        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES, GROUP_M=cfg.GROUP_M,
+        A_T=a_t, B_T=b_t, warps=cfg.warps, **launch,
+    )  # fmt: skip
+    return out
+
+
+def reference(a: Any, b: Any) -> np.ndarray:
+    """``a @ b`` in float64 on the host."""
+    return _host(a).astype(np.float64) @ _host(b).astype(np.float64)
+
+
+def _check(a: Any, b: Any) -> None:
+    for name, x in (("a", a), ("b", b)):
+        if len(x.shape) != 2:
+            raise tv.LaunchError(
+                f"matmul operand {name} must be 2-D", expected="[rows, cols]", found=str(x.shape)
+            )
+        dtype = _dtype_name(x)
+        if dtype not in SUPPORTED:
+            raise tv.LaunchTypeError(
+                f"matmul operand {name} dtype",
+                expected="float16 or bfloat16",
+                found=dtype,
+                hint="convert first, e.g. a.half()",
+            )
+    if a.shape[1] != b.shape[0]:
+        raise tv.LaunchError(
+            "matmul inner dimensions differ",
+            expected=f"b with {a.shape[1]} rows (a is {list(a.shape)})",
+            found=str(list(b.shape)),
+        )
+    if _dtype_name(a) != _dtype_name(b):
+        raise tv.LaunchTypeError(
+            "matmul operands differ in dtype", expected=_dtype_name(a), found=_dtype_name(b)
+        )
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def _strides(x: Any) -> tuple[int, ...]:
+    """Strides in elements (torch tensors and numpy arrays alike)."""
+    if hasattr(x, "stride") and callable(x.stride):
+        return tuple(x.stride())
+    return tuple(s // x.itemsize for s in x.strides)
+
+
+def _row_major(x: Any) -> tuple[Any, bool]:
+    """``(x, False)`` when rows are contiguous, ``(x.T, True)`` when columns are."""
+    s0, s1 = _strides(x)
+    if s1 == 1 or x.shape[1] == 1:
+        return x, False
+    if s0 == 1 or x.shape[0] == 1:
+        return x.T, True
+    raise tv.LaunchError(
+        "matmul operands must be row- or column-major",
+        expected="a unit stride in one dimension",
+        found=f"strides {(s0, s1)}",
+        hint="make it contiguous first",
+    )
+
+
+def _empty_like(a: Any, shape: tuple[int, int]) -> Any:
+    if isinstance(a, np.ndarray):
+        return np.empty(shape, a.dtype)
+    return a.new_empty(shape)
+
+
+def _host(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    return x.detach().float().cpu().numpy()
