@@ -74,8 +74,10 @@ def run_shape(m: int, n: int, k: int, dtype: torch.dtype, quick: bool) -> list[s
         torch.cuda.synchronize()
         err = rel_err(c, ref)
         assert err < 1e-2, f"{name}: relative error {err:.2e}"
-        it = iter(range(1 << 62))
-        us = bench(lambda cfg=cfg: mm.matmul(a, bs[next(it) % sets], out=c, config=cfg))
+        order = iter(range(1 << 62))
+        us = bench(
+            lambda cfg=cfg, order=order: mm.matmul(a, bs[next(order) % sets], out=c, config=cfg)
+        )
         if best is None or us < best[0]:
             best = (us, name)
         rows.append(
