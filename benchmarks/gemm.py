@@ -34,6 +34,9 @@ CANDIDATES = {
 }
 
 
+EXTRA: list[str] = []  # configs named on the command line
+
+
 def bench(fn) -> float:
     """Median microseconds."""
     return do_bench(fn, warmup=25, rep=200, return_mode="median") * 1e3
@@ -50,7 +53,8 @@ def candidates(m: int, quick: bool) -> dict[str, mm.GemmConfig]:
         else ["medium", "large", "m64"] if m <= 256
         else ["large", "wide", "large-k64", "wide-k64-8w", "tall-8w"]
     )  # fmt: skip
-    return {n: CANDIDATES[n] for n in (names[:2] if quick else names)}
+    names = (names[:2] if quick else names) + EXTRA
+    return {n: CANDIDATES[n] for n in names}
 
 
 def run_shape(m: int, n: int, k: int, dtype: torch.dtype, quick: bool) -> list[str]:
@@ -95,6 +99,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dtypes", default="float16,bfloat16")
+    parser.add_argument("--shapes", default="", help="e.g. 4096x4096x4096,16x8192x8192")
+    parser.add_argument("--configs", default="", help="extra configs, e.g. 128x128x64s3w4")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("needs a CUDA GPU", file=sys.stderr)
@@ -102,8 +108,15 @@ def main() -> int:
     print(f"device: {torch.cuda.get_device_name()}")
     head = "| shape MxNxK | dtype | config | tilevm us | TFLOP/s | cuBLAS us | TFLOP/s | of cuBLAS | rel err |"  # noqa: E501
     lines = [head, "|" + "---|" * 9]
+    for text in filter(None, args.configs.split(",")):
+        tile, rest = text.split("s")
+        stages, warps = rest.split("w")
+        bm, bn, bk = (int(x) for x in tile.split("x"))
+        CANDIDATES[text] = mm.GemmConfig(bm, bn, bk, int(stages), int(warps))
+        EXTRA.append(text)
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",") if s] or SHAPES
     for dtype in (getattr(torch, d) for d in args.dtypes.split(",")):
-        for m, n, k in SHAPES:
+        for m, n, k in shapes:
             lines += run_shape(m, n, k, dtype, args.quick)
             print(lines[-1], flush=True)
     print("\n".join(lines))

@@ -222,15 +222,23 @@ class SharedAccess:
         lead = len(self.offsets) - len(tile_index)
         trailing = [add(o, c) for o, c in zip(self.offsets[lead:], tile_index)]
         index = self.offsets[:lead] + trailing
-        offset: t.Expr = const(0)
-        for i, s in zip(index, self.layout.strides):
-            offset = add(offset, mul(i, s))
         sw = self.layout.swizzle
+        # A swizzle permutes offsets within blocks of ``period`` elements, so terms whose stride
+        # is a multiple of it (a pipeline stage, whole swizzle blocks of rows) are added after
+        # it: the swizzled part stays loop-invariant and the compiler hoists it.
+        period = 1 << (sw.base + sw.shift + sw.bits) if sw is not None else 1
+        inner: t.Expr = const(0)
+        outer: t.Expr = const(0)
+        for i, s in zip(index, self.layout.strides):
+            if s % period == 0:
+                outer = add(outer, mul(i, s))
+            else:
+                inner = add(inner, mul(i, s))
         if sw is not None:
             mask = const(((1 << sw.bits) - 1) << sw.base)
-            moved = t.Bin("and", t.Bin("shr", offset, const(sw.shift), dts.i32), mask, dts.i32)
-            offset = t.Bin("xor", offset, moved, dts.i32)
-        return t.Mem("shared", "tv_smem", offset, self.dtype, self.base)
+            moved = t.Bin("and", t.Bin("shr", inner, const(sw.shift), dts.i32), mask, dts.i32)
+            inner = t.Bin("xor", inner, moved, dts.i32)
+        return t.Mem("shared", "tv_smem", add(inner, outer), self.dtype, self.base)
 
 
 def shared_load(lw: Lowerer, out: Var, access: SharedAccess) -> None:
