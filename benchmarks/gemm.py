@@ -17,6 +17,7 @@ import sys
 import torch
 from triton.testing import do_bench
 
+import tilevm as tv
 from tilevm.stdlib import matmul as mm
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (16, 8192, 8192), (256, 8192, 8192)]
@@ -35,6 +36,33 @@ CANDIDATES = {
 
 
 EXTRA: list[str] = []  # configs named on the command line
+
+
+@tv.kernel
+def mma_only(a: tv.Tensor, b: tv.Tensor, out: tv.Tensor, ITERS: tv.constexpr):
+    """The matrix units' ceiling for this code: the GEMM's 128x128x32 block step on 4 warps,
+    repeated on registers with no memory traffic."""
+    x = tv.load(a, [0, 0], [128, 32])
+    y = tv.load(b, [0, 0], [32, 128])
+    acc = tv.zeros([128, 128], tv.f32)
+    for _ in range(ITERS):
+        acc = tv.dot(x, y, acc)
+    tv.store(out, acc, [tv.block_id(0) * 128, 0])
+
+
+def mma_ceiling(dtype: torch.dtype) -> float:
+    """TFLOP/s of back-to-back mma.sync, as the GEMM issues them (4 warps, 64x64 per warp)."""
+    blocks, iters = 132 * 16, 512
+    a = torch.randn(128, 32, device="cuda", dtype=dtype) / 16
+    b = torch.randn(32, 128, device="cuda", dtype=dtype) / 16
+    out = torch.empty(blocks * 128, 128, device="cuda", dtype=torch.float32)
+    run = lambda: mma_only[blocks,](a, b, out, ITERS=iters, warps=4)  # noqa: E731
+    run()
+    torch.cuda.synchronize()
+    ref = (a.double() @ b.double()) * iters
+    assert rel_err(out[:128], ref) < 1e-3
+    us = bench(run)
+    return 2 * 128 * 128 * 32 * iters * blocks / us / 1e6
 
 
 def bench(fn) -> float:
@@ -115,11 +143,14 @@ def main() -> int:
         CANDIDATES[text] = mm.GemmConfig(bm, bn, bk, int(stages), int(warps))
         EXTRA.append(text)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",") if s] or SHAPES
+    ceilings = []
     for dtype in (getattr(torch, d) for d in args.dtypes.split(",")):
+        ceilings.append(f"mma.sync ceiling ({str(dtype)[6:]}): {mma_ceiling(dtype):.0f} TFLOP/s")
+        print(ceilings[-1], flush=True)
         for m, n, k in shapes:
             lines += run_shape(m, n, k, dtype, args.quick)
             print(lines[-1], flush=True)
-    print("\n".join(lines))
+    print("\n".join(ceilings + lines))
     return 0
 
 

@@ -58,6 +58,10 @@ def gemm_kernel(
         tv.commit_async()
     for i in range(steps):
         tv.wait_async(STAGES - 2)  # step i has landed; every thread is done with step i - 1
+        # refill the buffer step i - 1 used, then multiply step i while the copies fly
+        ahead = i + STAGES - 1
+        _fill(a, b, a_ring, b_ring, m0, n0, ahead * BK, ahead % STAGES, A_T, B_T)
+        tv.commit_async()
         stage = i % STAGES
         if A_T:
             x = tv.transpose(tv.load_shared(a_ring, [stage, 0, 0], [BK, BM]))
@@ -67,10 +71,6 @@ def gemm_kernel(
             y = tv.transpose(tv.load_shared(b_ring, [stage, 0, 0], [BN, BK]))
         else:
             y = tv.load_shared(b_ring, [stage, 0, 0], [BK, BN])
-        # refill the buffer step i - 1 used while this step's fragments load and multiply
-        ahead = i + STAGES - 1
-        _fill(a, b, a_ring, b_ring, m0, n0, ahead * BK, ahead % STAGES, A_T, B_T)
-        tv.commit_async()
         acc = tv.dot(x, y, acc)
     tv.wait_async(0)
     tv.store(c, acc.to(c.dtype), [m0, n0])

@@ -136,13 +136,13 @@ TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code)
     }
 }
 
-// Tensor cores (mma is a pure function of registers: not volatile, so the compiler may
-// schedule it between the matrix loads). Fragments are runs of consecutive slots of a register array (declared 16-byte
+// Tensor cores, issued in program order (volatile: the generated order of matrix loads and
+// mma keeps register pressure predictable). Fragments are runs of consecutive slots of a register array (declared 16-byte
 // aligned), two 16-bit or four 8-bit elements per 32-bit register.
 #define TV_R(p) reinterpret_cast<uint32_t*>(p)
 #define TV_CR(p) reinterpret_cast<const uint32_t*>(p)
 TV_INLINE void tv_mma_m16n8k16_f32_f16(float* c, const __half* a, const __half* b) {
-    asm(
+    asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -151,7 +151,7 @@ TV_INLINE void tv_mma_m16n8k16_f32_f16(float* c, const __half* a, const __half* 
 }
 TV_INLINE void tv_mma_m16n8k16_f32_bf16(float* c, const __nv_bfloat16* a,
                                         const __nv_bfloat16* b) {
-    asm(
+    asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -159,7 +159,7 @@ TV_INLINE void tv_mma_m16n8k16_f32_bf16(float* c, const __nv_bfloat16* a,
           "r"(TV_CR(b)[0]), "r"(TV_CR(b)[1]));
 }
 TV_INLINE void tv_mma_m16n8k32_s32_s8(int32_t* c, const int8_t* a, const int8_t* b) {
-    asm(
+    asm volatile(
         "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
         : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
