@@ -76,7 +76,7 @@ _DOCS = {
     "static_print": "static_print(*values): print at compile time",
     "print": "print(*values): print from the kernel at run time",
     "static_range": "static_range(start, stop, step): a loop unrolled at compile time",
-    "range": "range(start, stop, step, unroll=None, stages=None): a block-uniform loop",
+    "range": "range(start, stop, step, unroll=None): a block-uniform loop",
     "cdiv": "cdiv(a, b) = ceil(a / b)",
     "num_threads": "num_threads() -> int: threads in the block (a compile-time constant)",
     "warp_size": "warp_size() -> int: threads in a warp of the target (a compile-time constant)",

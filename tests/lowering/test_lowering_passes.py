@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
+from tests.tilevm import kernels as k
 from tilevm.interp.execute import Interpreter
 from tilevm.interp.values import GlobalTensor
 from tilevm.ir.nodes import Instr
@@ -161,3 +162,56 @@ def test_divisibility_follows_literals_products_sums_and_assumptions() -> None:
     assert known["start"] == 128
     assert known["skew"] == 4
     assert known["half"] == 16  # n is a multiple of 8, times 2
+
+
+def test_dot_picks_the_atom_whose_fragment_divides_and_falls_back_to_simt() -> None:
+    from tilevm.backends.cuda.target import cuda_target
+    from tilevm.layouts import atoms, divide
+    from tilevm.lowering.layout_rules import SIMT_FMA, dot_atom
+
+    sm80 = cuda_target("sm_80")
+    for dtype, atom in ((np.float16, atoms.MMA_M16N8K16_F16), (np.int8, atoms.MMA_M16N8K32_S8)):
+        acc_dt = np.float32 if dtype == np.float16 else np.int32
+        a, b = np.zeros((64, 64), dtype), np.zeros((64, 32), dtype)
+        c = np.zeros((64, 32), acc_dt)
+        kernel = infer_layouts(_ir(k.dot_op, a, b, c, M=64, N=32, K=64), sm80).kernel
+        dot = next(i for i in _instrs(kernel.body) if i.op == "dot")
+        assert dot_atom(sm80, dot, dot.out.type.layout) is atom
+        quotient = divide(dot.out.type.layout, atom.c)  # 4 warps, each a block of atoms
+        assert quotient.num_threads == 4 and quotient.local_size * 4 == 64 * 32 // 128
+        want_a, want_b = dot_operand_layouts(dot.out.type.layout, 64, atom)
+        assert (dot.args[0].type.layout, dot.args[1].type.layout) == (want_a, want_b)
+    # f32 has no atom; a target without atoms gets SIMT for f16 too
+    for dtype, target in ((np.float32, sm80), (np.float16, TARGET)):
+        a, b = np.zeros((64, 64), dtype), np.zeros((64, 32), dtype)
+        kernel = infer_layouts(_ir(k.dot_op, a, b, np.zeros((64, 32), np.float32), M=64, N=32,
+                                   K=64), target).kernel  # fmt: skip
+        dot = next(i for i in _instrs(kernel.body) if i.op == "dot")
+        assert dot_atom(target, dot, dot.out.type.layout) is SIMT_FMA
+
+
+@tv.kernel
+def padded_rows(a: tv.Tensor, c: tv.Tensor, STRIDE: tv.constexpr):
+    s = tv.shared([64, 64], tv.f16, layout=tv.layouts.shared_layout([64, 64], [STRIDE, 1]))
+    tv.store_shared(s, tv.load(a, [0, 0], [64, 64]))
+    tv.sync()
+    x = tv.load_shared(s)
+    tv.store(c, tv.dot(x, x), [0, 0])
+
+
+def test_matrix_loads_need_aligned_contiguous_rows(matmul_kernel) -> None:
+    from tilevm.backends.cuda.target import cuda_target
+
+    def emit(kernel, *args, **kwargs) -> str:  # the kernel's body, without the helpers
+        source = kernel.emit("cuda:sm_80", *args, **kwargs)
+        return source[source.index('extern "C"') :]
+
+    a, c = np.zeros((64, 64), np.float16), np.zeros((64, 64), np.float32)
+    source = emit(matmul_kernel, a, a, c)
+    assert "tv_ldmatrix_x4" in source and "tv_ldmatrix_trans_x4" in source  # A, and B [K, N]
+    assert "tv_mma_m16n8k16_f32_f16" in source
+    aligned = emit(padded_rows, a, c, STRIDE=72)  # rows start on 16 bytes
+    assert "tv_ldmatrix" in aligned
+    unaligned = emit(padded_rows, a, c, STRIDE=65)  # they do not: plain loads
+    assert "tv_ldmatrix" not in unaligned and "tv_mma_m16n8k16_f32_f16" in unaligned
+    assert cuda_target("sm_75").atoms == ()  # mma.sync m16n8k16 with f32 needs sm_80 here

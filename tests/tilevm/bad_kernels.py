@@ -115,3 +115,26 @@ def slice_subscript(x: tv.Tensor[tv.f32]):
 def runtime_python_call(x: tv.Tensor[tv.f32]):
     a = tv.load(x, [0], [64])
     tv.store(x, sorted(a), [0])  # <- error
+
+
+@tv.kernel
+def pipelined_range(x: tv.Tensor[tv.f32]):
+    for i in tv.range(0, 4, 1, stages=3):  # <- error
+        tv.store(x, tv.zeros([64], tv.f32), [i * 64])
+
+
+@tv.kernel
+def copy_wrong_dtype(x: tv.Tensor[tv.f32]):
+    s = tv.shared([2, 64], tv.f16)
+    tv.copy_async(s, x, [0], [0, 0])  # <- error
+
+
+@tv.kernel
+def copy_too_large(x: tv.Tensor[tv.f32]):
+    s = tv.shared([2, 64], tv.f32)
+    tv.copy_async(s, x, [0], [0, 0], [128])  # <- error
+
+
+@tv.kernel
+def wait_runtime_count(x: tv.Tensor[tv.f32], n: tv.i32):
+    tv.wait_async(n)  # <- error

@@ -46,6 +46,10 @@ CASES = [
     (bad.shared_out_of_bounds, (F32,), {}, tv.TilevmError, "runtime", RuntimeError),
     (bad.slice_subscript, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
     (bad.runtime_python_call, (F32,), {}, tv.CompileError, "call", None),
+    (bad.pipelined_range, (F32,), {}, tv.CompileError, "unsupported-option", None),
+    (bad.copy_wrong_dtype, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.copy_too_large, (F32,), {}, tv.ShapeError, "shape", ValueError),
+    (bad.wait_runtime_count, (F32, 2), {}, tv.KernelTypeError, "type", TypeError),
 ]
 
 

@@ -202,6 +202,7 @@ class Translator(ExpressionTranslator):
             )
         args = [self.expr(a) for a in call.args]
         kwargs = {k.arg: self.expr(k.value) for k in call.keywords}
+        self._check_range_options(node, fn, kwargs)
         start, stop, step = _range_args(args)
         if fn is lang.static_range:
             if ops.is_runtime(start, stop, step):
@@ -226,6 +227,28 @@ class Translator(ExpressionTranslator):
         body = self.b.pop()
         attrs = tuple(sorted((k, v) for k, v in kwargs.items() if v is not None))
         self.b.emit(For(loop_var, *operands, body, attrs, self.src.loc(node)))
+
+    def _check_range_options(self, node: ast.For, fn: object, kwargs: dict) -> None:
+        allowed = {"unroll"} if fn is lang.range else set()
+        for name, value in kwargs.items():
+            if name == "stages" and fn is lang.range and value is not None:
+                raise CompileError(
+                    "tv.range(..., stages=) is not supported yet",
+                    expected="a loop without stages=",
+                    found=f"stages={describe(value)}",
+                    hint="pipeline explicitly: tv.copy_async into a ring of shared buffers, "
+                    "tv.commit_async(), tv.wait_async(STAGES - 2) (see tilevm.stdlib.matmul)",
+                    location=self.src.loc(node.iter),
+                    code="unsupported-option",
+                )
+            if name not in allowed:
+                raise CompileError(
+                    f"unknown loop option {name}=",
+                    expected=", ".join(sorted(allowed)) or "no keyword arguments",
+                    found=f"{name}={describe(value)}",
+                    location=self.src.loc(node.iter),
+                    code="unsupported-option",
+                )
 
     def stmt_While(self, node: ast.While) -> None:
         if node.orelse:
