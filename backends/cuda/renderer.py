@@ -137,8 +137,8 @@ TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code)
 }
 
 // Tensor cores, issued in program order (volatile: the generated order of matrix loads and
-// mma keeps register pressure predictable). Fragments are runs of consecutive slots of a register array (declared 16-byte
-// aligned), two 16-bit or four 8-bit elements per 32-bit register.
+// mma keeps register pressure predictable). Fragments are runs of consecutive slots of a
+// register array (declared 16-byte aligned), two 16-bit or four 8-bit elements per register.
 #define TV_R(p) reinterpret_cast<uint32_t*>(p)
 #define TV_CR(p) reinterpret_cast<const uint32_t*>(p)
 TV_INLINE void tv_mma_m16n8k16_f32_f16(float* c, const __half* a, const __half* b) {
