@@ -246,26 +246,28 @@ def test_full_reduction_gives_a_scalar(device: str, rng: np.random.Generator) ->
 
 
 @pytest.mark.parametrize(
+    ("m", "n", "kk", "atoms"),
+    [(16, 8, 32, False), (64, 32, 64, True)],
+    ids=["simt", "matrix-atoms"],
+)
+@pytest.mark.parametrize(
     ("in_dt", "acc_dt"), [(tv.f16, tv.f32), (tv.bf16, tv.f32), (tv.i8, tv.i32)], ids=str
 )
 def test_dot_accumulates_exactly_then_rounds(
-    device: str, in_dt: tv.DataType, acc_dt: tv.DataType, rng: np.random.Generator
+    device: str, in_dt, acc_dt, m: int, n: int, kk: int, atoms: bool, rng: np.random.Generator
 ) -> None:
-    m, n, kk = 16, 8, 32
+    """A 16x8 tile is too small for 4 warps of mma atoms (SIMT); 64x32 runs on mma.sync on CUDA,
+    its operands loaded straight from global memory in fragment layouts."""
     a = random_values(rng, in_dt, m * kk).reshape(m, kk)
     b = random_values(rng, in_dt, kk * n).reshape(kk, n)
     if in_dt.is_integer:
         a, b = np.clip(a, -100, 100), np.clip(b, -100, 100)
     c = random_values(rng, acc_dt, m * n).reshape(m, n)
     c_arg = tensor(c.reshape(-1), acc_dt).reshape(m, n)
-    at(device, k.dot_op[1,])(
-        tensor(a.reshape(-1), in_dt).reshape(m, kk),
-        tensor(b.reshape(-1), in_dt).reshape(kk, n),
-        c_arg,
-        M=m,
-        N=n,
-        K=kk,
-    )
+    ab = (tensor(a.reshape(-1), in_dt).reshape(m, kk), tensor(b.reshape(-1), in_dt).reshape(kk, n))
+    source = k.dot_op.emit("cuda:sm_80", *ab, c_arg, M=m, N=n, K=kk)
+    assert ("tv_mma_m16n8k" in source[source.index('extern "C"') :]) == atoms
+    at(device, k.dot_op[1,])(*ab, c_arg, M=m, N=n, K=kk)
     exact = a @ b + c
     rtol = 1e-6 if in_dt.is_float else 0  # float32 fma chains on the GPU
     same(host(c_arg), acc_dt.round(exact), device, rtol=rtol, scale=np.abs(exact).max())
@@ -339,30 +341,3 @@ def test_loops_branches_while_static_range_and_funcs(device: str, n: int) -> Non
     count = next(c for c in range(n + 1) if c * c >= n)
     expected = min(0 + 1 + 2 + 3 + total, 1000) + count * 10000
     np.testing.assert_array_equal(out, [expected] * 4)
-
-
-@pytest.mark.parametrize(
-    ("in_dt", "acc_dt"), [(tv.f16, tv.f32), (tv.bf16, tv.f32), (tv.i8, tv.i32)], ids=str
-)
-def test_dot_on_matrix_atoms(
-    device: str, in_dt: tv.DataType, acc_dt: tv.DataType, rng: np.random.Generator
-) -> None:
-    """Tiles large enough for 4 warps of mma.sync atoms (the CUDA code uses them: the test of
-    the lowering checks that), straight from global memory in fragment layouts."""
-    m, n, kk = 64, 32, 64
-    a = random_values(rng, in_dt, m * kk).reshape(m, kk)
-    b = random_values(rng, in_dt, kk * n).reshape(kk, n)
-    if in_dt.is_integer:
-        a, b = np.clip(a, -100, 100), np.clip(b, -100, 100)
-    c = random_values(rng, acc_dt, m * n).reshape(m, n)
-    c_arg = tensor(c.reshape(-1), acc_dt).reshape(m, n)
-    args = (
-        tensor(a.reshape(-1), in_dt).reshape(m, kk),
-        tensor(b.reshape(-1), in_dt).reshape(kk, n),
-    )
-    source = k.dot_op.emit("cuda:sm_80", *args, c_arg, M=m, N=n, K=kk)
-    assert "tv_mma_m16n8k" in source
-    at(device, k.dot_op[1,])(*args, c_arg, M=m, N=n, K=kk)
-    exact = a @ b + c
-    rtol = 1e-6 if in_dt.is_float else 0
-    same(host(c_arg), acc_dt.round(exact), device, rtol=rtol, scale=np.abs(exact).max())
