@@ -21,10 +21,10 @@ from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout
 from tilevm.lowering.layout_defaults import dot_layout, vector_layout
 from tilevm.lowering.layout_rules import (
+    BACKWARD,
     FLEXIBLE_OPERANDS,
     FORWARD,
     FREE_RESULT,
-    backward,
     is_tile,
     try_reshape,
 )
@@ -110,7 +110,7 @@ class _Solver:
                 known = [self.layouts.get(a) if is_tile(a) else None for a in stmt.args]
                 yield out, FORWARD[stmt.op](stmt, known)
             if out is not None and out in self.layouts:
-                wanted = backward(stmt, self.layouts[out], self.target)
+                wanted = BACKWARD[stmt.op](stmt, self.layouts[out], self.target)
                 yield from ((a, w) for a, w in zip(stmt.args, wanted) if is_tile(a))
 
 
@@ -195,7 +195,7 @@ class _Rewriter:
         if ins.op in ("annotate", "reshape", "transpose") and self.relayout(ins, result, out):
             return
         wanted = (
-            backward(ins, result.type.layout, self.target)
+            BACKWARD[ins.op](ins, result.type.layout, self.target)
             if result is not None and is_tile(result) and ins.op not in FLEXIBLE_OPERANDS
             else [None] * len(ins.args)
         )

@@ -12,6 +12,7 @@ from tilevm.layouts import RegisterLayout, local, replicate, spatial
 from tilevm.layouts.defaults import default_layout
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.ops import reshape
+from tilevm.lowering.layout_rules import dot_candidates
 from tilevm.lowering.target import Target
 
 
@@ -53,12 +54,8 @@ def dot_layout(ins: Instr, warps: int, threads: int, target: Target) -> Register
     """An accumulator layout for a dot nothing else constrains: built on the target's first
     matrix atom that fits the dtypes and the tile (warps side by side, each repeating the atom
     over its part of the tile), else a SIMT one."""
-    a, _, c = ins.args
     m, n = ins.out.type.shape
-    k = a.type.shape[1]
-    for atom in target.atoms:
-        if not atom.accepts(a.type.dtype.name, c.type.dtype.name) or k % atom.k:
-            continue
+    for atom in dot_candidates(target, ins):
         if m % atom.m or n % atom.n or atom.c.num_threads * warps != threads:
             continue
         grid = _warp_grid(m // atom.m, n // atom.n, warps, (atom.m, atom.n))

@@ -4,8 +4,9 @@ A rule relates an instruction's result layout to its tile operands' layouts:
 
 * ``forward(ins, operands)``: the result layout the operands' layouts imply (None: the result is
   free, or not enough is known yet);
-* ``backward(ins, out)``: the layout each tile operand must have for the instruction to run on a
-  result of layout ``out`` (None: any layout works for that operand).
+* ``backward(ins, out, target)``: the layout each tile operand must have for the instruction to
+  run on a result of layout ``out`` on ``target`` (None: any layout works for that operand);
+  only the dot's rule reads the target (its matrix atoms).
 
 Layout inference propagates with both; lowering inserts conversions where a value's layout
 differs from what its user needs.
@@ -25,7 +26,7 @@ from tilevm.lowering.target import Target
 
 Layouts = Sequence[RegisterLayout | None]
 Forward = Callable[[Instr, Layouts], RegisterLayout | None]
-Backward = Callable[[Instr, RegisterLayout], list[RegisterLayout | None]]
+Backward = Callable[[Instr, RegisterLayout, Target], list[RegisterLayout | None]]
 
 FORWARD: dict[str, Forward] = {}
 BACKWARD: dict[str, Backward] = {}
@@ -62,17 +63,21 @@ def try_reshape(layout: RegisterLayout, shape: Sequence[int]) -> RegisterLayout 
 SIMT_FMA = MmaAtom("fma", 1, 1, 1, (), "", local(1, 1), local(1, 1), local(1, 1), "fma")
 
 
-def dot_atom(target: Target, ins: Instr, acc: RegisterLayout) -> MmaAtom:
-    """The matrix instruction a dot with accumulator layout ``acc`` runs on: the first of the
-    target's atoms whose C fragment divides ``acc`` (and whose K divides the dot's), else the
-    thread's own multiply-add."""
+def dot_candidates(target: Target, ins: Instr) -> list[MmaAtom]:
+    """The target's atoms that take the dot's dtypes and whose K divides the dot's."""
     a, _, c = ins.args
     k = a.type.shape[1]
-    for atom in target.atoms:
-        fits = atom.accepts(a.type.dtype.name, c.type.dtype.name) and k % atom.k == 0
-        if fits and divisible(acc, atom.c):
-            return atom
-    return SIMT_FMA
+    return [
+        atom
+        for atom in target.atoms
+        if atom.accepts(a.type.dtype.name, c.type.dtype.name) and k % atom.k == 0
+    ]
+
+
+def dot_atom(target: Target, ins: Instr, acc: RegisterLayout) -> MmaAtom:
+    """The matrix instruction a dot with accumulator layout ``acc`` runs on: the first candidate
+    whose C fragment divides ``acc``, else the thread's own multiply-add."""
+    return next((atom for atom in dot_candidates(target, ins) if divisible(acc, atom.c)), SIMT_FMA)
 
 
 def dot_operand_layouts(
@@ -99,7 +104,9 @@ def _elementwise_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None
     return None
 
 
-def _elementwise_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+def _elementwise_backward(
+    ins: Instr, out: RegisterLayout, target: Target
+) -> list[RegisterLayout | None]:
     return [broadcast_layout(out, op.type.shape) if is_tile(op) else None for op in ins.args]
 
 
@@ -118,7 +125,7 @@ def _free(ins: Instr, operands: Layouts) -> RegisterLayout | None:
     return ins.out.type.layout if ins.out is not None and is_tile(ins.out) else None
 
 
-def _any_operand(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+def _any_operand(ins: Instr, out: RegisterLayout, target: Target) -> list[RegisterLayout | None]:
     return [None] * len(ins.args)
 
 
@@ -139,7 +146,9 @@ def _reshape_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
     return None if operands[0] is None else try_reshape(operands[0], ins.out.type.shape)
 
 
-def _reshape_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+def _reshape_backward(
+    ins: Instr, out: RegisterLayout, target: Target
+) -> list[RegisterLayout | None]:
     return [try_reshape(out, ins.args[0].type.shape)]
 
 
@@ -150,7 +159,9 @@ def _transpose_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
     return None if operands[0] is None else permute(operands[0], ins.attr("dims"))
 
 
-def _transpose_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+def _transpose_backward(
+    ins: Instr, out: RegisterLayout, target: Target
+) -> list[RegisterLayout | None]:
     dims = ins.attr("dims")
     inverse = [dims.index(d) for d in range(len(dims))]
     return [permute(out, inverse)]
@@ -159,14 +170,14 @@ def _transpose_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout 
 rule("transpose", forward=_transpose_forward, backward=_transpose_backward)
 
 
-def _fixed_backward(ins: Instr, out: RegisterLayout) -> list[RegisterLayout | None]:
+def _fixed_backward(ins: Instr, out: RegisterLayout, target: Target) -> list[RegisterLayout | None]:
     """The operand keeps the layout the frontend fixed (a view reads its input's bits)."""
     return [op.type.layout if is_tile(op) else None for op in ins.args]
 
 
 rule("view", forward=_free, backward=_fixed_backward)
 # annotate is a conversion: it accepts any input, and proposes its layout to a free input
-rule("annotate", "convert", forward=_free, backward=lambda ins, out: [out])
+rule("annotate", "convert", forward=_free, backward=lambda ins, out, target: [out])
 
 
 def _dot_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
@@ -179,14 +190,7 @@ def _dot_backward(ins: Instr, out: RegisterLayout, target: Target) -> list[Regis
     return [a, b, out]
 
 
-FORWARD["dot"] = _dot_forward
-
-
-def backward(ins: Instr, out: RegisterLayout, target: Target) -> list[RegisterLayout | None]:
-    """``BACKWARD`` for every instruction; the dot's rule also reads the target's atoms."""
-    if ins.op == "dot":
-        return _dot_backward(ins, out, target)
-    return BACKWARD[ins.op](ins, out)
+rule("dot", forward=_dot_forward, backward=_dot_backward)
 
 
 # instructions that take a tile of any layout and produce no tile

@@ -37,7 +37,7 @@ from tilevm.ir.nodes import (
 from tilevm.ir.types import GlobalType, TileType
 from tilevm.lowering import thread_ir as t
 from tilevm.lowering.divisibility import Divisibility
-from tilevm.lowering.exprs import compute_type, const
+from tilevm.lowering.exprs import compute_type, const, replica_guard
 from tilevm.lowering.plan_shared import SharedPlan
 from tilevm.lowering.target import Target
 
@@ -133,6 +133,18 @@ class Lowerer:
             yield body
         finally:
             self._bodies.pop()
+
+    @contextmanager
+    def first_holders(self, layout) -> Iterator[None]:
+        """Statements emitted inside run only on the first thread holding each element of
+        ``layout`` (where it is replicated), so stores and copies happen once."""
+        with self.block() as body:
+            yield
+        guard = replica_guard(layout, self.tid)
+        if guard is None:
+            self._bodies[-1].extend(body)
+        else:
+            self.emit(t.IfThen(guard, tuple(body)))
 
     def slots(self, count: int, body: Callable[[t.Expr], None], step: int = 1, var: str = "tv_i"):
         """``for (i = 0; i < count; i += step)``, unrolled; a single iteration is inlined."""

@@ -15,7 +15,7 @@ from tilevm import dtypes as dts
 from tilevm.ir.nodes import Instr, Var
 from tilevm.ir.types import TileType
 from tilevm.lowering import thread_ir as t
-from tilevm.lowering.exprs import all_of, cmp, const, mul, replica_guard, sub
+from tilevm.lowering.exprs import all_of, cmp, const, mul, sub
 from tilevm.lowering.layout_defaults import vector_layout
 from tilevm.lowering.lower import Lowerer, lowers
 from tilevm.lowering.lower_memory import GlobalAccess, global_load, shared_store, user_access
@@ -38,14 +38,8 @@ def _copy_async(lw: Lowerer, ins: Instr) -> None:
         global_load(lw, staged, src, t.Encode(t.Const(0, dts.i32), dtype))
         shared_store(lw, staged, dst)
         return
-    with lw.block() as body:
+    with lw.first_holders(layout):  # replicated runs: the first holder copies
         lw.slots(layout.local_size, lambda i: _copy_run(lw, src, dst, i, v, width), step=v)
-    guard = replica_guard(layout, lw.tid)
-    if guard is None:
-        for stmt in body:
-            lw.emit(stmt)
-    else:  # replicated runs: the first holder copies
-        lw.emit(t.IfThen(guard, tuple(body)))
 
 
 def _copy_run(lw: Lowerer, src: GlobalAccess, dst, i: t.Expr, v: int, width: int) -> None:

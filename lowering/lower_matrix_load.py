@@ -79,7 +79,7 @@ def _emit(
     matrix = mod(div(lane, atom.rows), count)
     row = mod(lane, atom.rows)
     name = lw.declare_tile(out)
-    fn = f"ldmatrix{'_trans' if atom.trans else ''}_x{count}"
+    fn = f"{atom.intrinsic}{'_trans' if atom.trans else ''}_x{count}"
 
     def group(first: t.Expr) -> None:
         origin = coords(quotient, warp, add(first, matrix))

@@ -20,7 +20,7 @@ from tilevm.ir.nodes import Instr, Operand, Var
 from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout, SharedLayout
 from tilevm.lowering import thread_ir as t
-from tilevm.lowering.exprs import add, all_of, cmp, const, coords, mul, replica_guard
+from tilevm.lowering.exprs import add, all_of, cmp, const, coords, mul
 from tilevm.lowering.lower import Lowerer, TensorFacts, lowers
 
 NATIVE_BITS = (8, 16, 32, 64)
@@ -160,7 +160,6 @@ def _store(lw: Lowerer, ins: Instr) -> None:
     layout = value.type.layout
     access = GlobalAccess(lw, tensor, layout, offsets)
     name = lw.name(value)
-    guard = replica_guard(layout, lw.tid)
     v = access.vector
 
     def element(i: t.Expr) -> t.Stmt:
@@ -179,13 +178,8 @@ def _store(lw: Lowerer, ins: Instr) -> None:
             lw.slots(v, lambda j: lw.emit(element(add(i, j))), var="tv_j")
         lw.emit(t.IfThen(access.inside(index, v - 1), (fast,), tuple(slow)))
 
-    with lw.block() as body:
+    with lw.first_holders(layout):
         lw.slots(layout.local_size, run, step=v)
-    if guard is None:
-        for stmt in body:
-            lw.emit(stmt)
-    else:  # replicated elements: the first holder stores
-        lw.emit(t.IfThen(guard, tuple(body)))
 
 
 # ----- shared memory --------------------------------------------------------------------------
@@ -265,14 +259,8 @@ def shared_store(lw: Lowerer, value: Var, access: SharedAccess) -> None:
         else:
             lw.emit(t.Store(access.mem(i), t.Elem(name, i, value.type.dtype)))
 
-    with lw.block() as body:
+    with lw.first_holders(layout):
         lw.slots(layout.local_size, run, step=v)
-    guard = replica_guard(layout, lw.tid)
-    if guard is None:
-        for stmt in body:
-            lw.emit(stmt)
-    else:
-        lw.emit(t.IfThen(guard, tuple(body)))
 
 
 def user_access(lw: Lowerer, smem: Var, tile: RegisterLayout, offsets: Sequence[Operand]):
@@ -366,7 +354,7 @@ def _print(lw: Lowerer, ins: Instr) -> None:
     lw.emit(t.IfThen(cmp("eq", lw.tid, 0), (t.Effect(t.Call("printf", (line, *args), dts.i32)),)))
     for label, op in tiles:
         layout = op.type.layout
-        with lw.block() as body:
+        with lw.first_holders(layout):
 
             def slot(i: t.Expr, op=op, label=label, layout=layout) -> None:
                 index = coords(layout, lw.tid, i)
@@ -377,9 +365,3 @@ def _print(lw: Lowerer, ins: Instr) -> None:
                 lw.emit(t.Effect(call))
 
             lw.slots(layout.local_size, slot)
-        guard = replica_guard(layout, lw.tid)
-        if guard is None:
-            for stmt in body:
-                lw.emit(stmt)
-        else:
-            lw.emit(t.IfThen(guard, tuple(body)))

@@ -17,7 +17,7 @@ from tilevm.ir.nodes import Instr, KernelIR
 from tilevm.ir.verify import verify
 
 # handler modules (lower_matrix_load after lower_memory: its load_shared wraps the plain one)
-from tilevm.lowering import (  # noqa: F401  # noqa: F401
+from tilevm.lowering import (  # noqa: F401
     lower_async,
     lower_dot,
     lower_matrix_load,

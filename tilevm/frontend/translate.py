@@ -231,7 +231,9 @@ class Translator(ExpressionTranslator):
     def _check_range_options(self, node: ast.For, fn: object, kwargs: dict) -> None:
         allowed = {"unroll"} if fn is lang.range else set()
         for name, value in kwargs.items():
-            if name == "stages" and fn is lang.range and value is not None:
+            if name == "stages" and fn is lang.range:
+                if value is None:
+                    continue
                 raise CompileError(
                     "tv.range(..., stages=) is not supported yet",
                     expected="a loop without stages=",

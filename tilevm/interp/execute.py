@@ -279,23 +279,28 @@ def _tile_indices(shape: Sequence[int], offsets: Sequence[int]) -> tuple[np.ndar
     return leading + tuple(g + o for g, o in zip(grids, offsets[lead:]))
 
 
+def _inside(index: tuple[np.ndarray, ...], bounds: Sequence[int]) -> np.ndarray:
+    inside = np.ones(index[0].shape, dtype=bool)
+    for idx, n in zip(index, bounds):
+        inside &= (idx >= 0) & (idx < n)
+    return inside
+
+
+def _gather(tensor: GlobalTensor, shape, offsets: Sequence[int], fill: float) -> np.ndarray:
+    """The codes of a tile of ``tensor`` at ``offsets``; elements outside read as ``fill``."""
+    index = _tile_indices(shape, offsets)
+    inside = _inside(index, tensor.shape)
+    safe = tuple(np.where(inside, idx, 0) for idx in index)
+    codes = tensor.codes[safe] if tensor.codes.size else np.zeros(shape, tensor.codes.dtype)
+    fill_code = tensor.dtype.encode(np.asarray(fill).reshape(1))[0]
+    return np.where(inside, codes, fill_code)
+
+
 @handles("load")
 def _load(it: Interpreter, ins: Instr) -> None:
     tensor: GlobalTensor = it.operand(ins.args[0])
-    other = it.values(ins.args[1])
     offsets = [it.scalar(o) for o in ins.args[2:]]
-    index = _tile_indices(ins.out.type.shape, offsets)
-    inside = np.ones(ins.out.type.shape, dtype=bool)
-    for idx, n in zip(index, tensor.shape):
-        inside &= (idx >= 0) & (idx < n)
-    safe = tuple(np.where(inside, idx, 0) for idx in index)
-    codes = (
-        tensor.codes[safe]
-        if tensor.codes.size
-        else np.zeros(ins.out.type.shape, tensor.codes.dtype)
-    )
-    other_code = tensor.dtype.encode(np.asarray(other).reshape(1))[0]
-    codes = np.where(inside, codes, other_code)
+    codes = _gather(tensor, ins.out.type.shape, offsets, it.values(ins.args[1]))
     it.env[ins.out] = Tile.from_codes(tensor.dtype, it.layout_of(ins.out.type), codes)
 
 
@@ -305,9 +310,7 @@ def _store(it: Interpreter, ins: Instr) -> None:
     tile: Tile = it.operand(ins.args[1])
     offsets = [it.scalar(o) for o in ins.args[2:]]
     index = _tile_indices(tile.shape, offsets)
-    inside = np.ones(tile.shape, dtype=bool)
-    for idx, n in zip(index, tensor.shape):
-        inside &= (idx >= 0) & (idx < n)
+    inside = _inside(index, tensor.shape)
     tensor.codes[tuple(idx[inside] for idx in index)] = tile.codes()[inside]
 
 
@@ -369,14 +372,7 @@ def _copy_async(it: Interpreter, ins: Instr) -> None:
     rank = len(shape)
     src_offsets = [it.scalar(o) for o in ins.args[2 : 2 + rank]]
     dst_offsets = [it.scalar(o) for o in ins.args[2 + rank :]]
-    index = _tile_indices(shape, src_offsets)
-    inside = np.ones(shape, dtype=bool)
-    for idx, n in zip(index, tensor.shape):
-        inside &= (idx >= 0) & (idx < n)
-    codes = np.zeros(shape, tensor.codes.dtype)
-    codes[inside] = tensor.codes[tuple(idx[inside] for idx in index)]
-    zero = tensor.dtype.encode(np.zeros(1))[0]
-    codes[~inside] = zero
+    codes = _gather(tensor, shape, src_offsets, 0.0)
     smem.codes[_shared_offsets(it, ins, smem, shape, dst_offsets)] = codes
 
 
