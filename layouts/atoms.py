@@ -16,6 +16,26 @@ threadID_in_group = lane % 4)::
 mma.m16n8k32 with 8-bit integers has the same shapes with quads in place of pairs (A 16x32,
 B 32x8). ``ldmatrix`` moves 8x8 matrices of 16-bit words (8 rows of 16 bytes) from shared memory
 into exactly these fragments; ``.trans`` transposes each matrix on the way.
+
+AMD CDNA MFMA instructions run on a wave of 64 lanes. The fragments below follow AMD's Matrix
+Instruction Calculator (its CDNA register/lane equations for blocks == 1) and the matrix-core
+examples of AMD's lab notes (``mfma_fp32_16x16x16fp16.cpp``, ``mfma_fp32_32x32x8fp16.cpp``). A
+lane packs 4 16-bit inputs into 2 VGPRs, element ``v`` (0..3) in VGPR ``v / 2``, half ``v % 2``;
+the bf16 ``_1k`` forms are listed with the same shapes and input width, so they share the f16
+fragments. With ``v`` the slot (for C the accumulator VGPR)::
+
+    16x16x16  A (16x16) = column_spatial(16, 4).local(1, 4)
+                          row = lane % 16, col = 4 * (lane / 16) + v
+              B (16x16) = spatial(4, 16).local(4, 1)
+                          row = 4 * (lane / 16) + v, col = lane % 16
+              C (16x16) = spatial(4, 16).local(4, 1)
+                          row = 4 * (lane / 16) + v, col = lane % 16
+    32x32x8   A (32x8)  = column_spatial(32, 2).local(1, 4)
+                          row = lane % 32, col = 4 * (lane / 32) + v
+              B (8x32)  = spatial(2, 32).local(4, 1)
+                          row = 4 * (lane / 32) + v, col = lane % 32
+              C (32x32) = local(4, 1).spatial(2, 32).local(4, 1), v in 0..15
+                          row = 8 * (v / 4) + 4 * (lane / 32) + v % 4, col = lane % 32
 """
 
 from __future__ import annotations
@@ -114,6 +134,55 @@ MMA_M16N8K32_S8 = MmaAtom(
     intrinsic="mma_m16n8k32_s32_s8",
 )
 MMA_ATOMS = (MMA_M16N8K16_F16, MMA_M16N8K16_BF16, MMA_M16N8K32_S8)
+
+# AMD CDNA MFMA (wave64). Each lane holds 4 consecutive K of one A row / one B column; the lane
+# groups of 16 (or 32) take successive runs of 4 along K. C keeps each lane on one column with runs
+# of 4 rows, and the 32x32 form repeats that run every 8 rows over its 16 accumulators.
+MFMA_F32_16X16X16_F16 = MmaAtom(
+    name="v_mfma_f32_16x16x16f16",
+    m=16,
+    n=16,
+    k=16,
+    input_dtypes=("f16",),
+    acc_dtype="f32",
+    a=_cs(16, 4) * _l(1, 4),
+    b=_s(4, 16) * _l(4, 1),
+    c=_s(4, 16) * _l(4, 1),
+    intrinsic="mfma_f32_16x16x16_f16",
+)
+# bf16 (the "_1k" forms of CDNA2, spelled v_mfma_f32_*_bf16 from gfx940 on): same fragments.
+MFMA_F32_16X16X16_BF16 = replace(
+    MFMA_F32_16X16X16_F16,
+    name="v_mfma_f32_16x16x16bf16_1k",
+    input_dtypes=("bf16",),
+    intrinsic="mfma_f32_16x16x16_bf16",
+)
+MFMA_F32_32X32X8_F16 = MmaAtom(
+    name="v_mfma_f32_32x32x8f16",
+    m=32,
+    n=32,
+    k=8,
+    input_dtypes=("f16",),
+    acc_dtype="f32",
+    a=_cs(32, 2) * _l(1, 4),
+    b=_s(2, 32) * _l(4, 1),
+    c=_l(4, 1) * _s(2, 32) * _l(4, 1),
+    intrinsic="mfma_f32_32x32x8_f16",
+)
+MFMA_F32_32X32X8_BF16 = replace(
+    MFMA_F32_32X32X8_F16,
+    name="v_mfma_f32_32x32x8bf16_1k",
+    input_dtypes=("bf16",),
+    intrinsic="mfma_f32_32x32x8_bf16",
+)
+# The default accumulator layout takes the first atom that fits, so 16x16 comes first: it fits
+# any tile whose M and N are multiples of 16; both shapes have the same peak rate.
+MFMA_ATOMS = (
+    MFMA_F32_16X16X16_F16,
+    MFMA_F32_16X16X16_BF16,
+    MFMA_F32_32X32X8_F16,
+    MFMA_F32_32X32X8_BF16,
+)
 
 
 def _one_matrix(element_bits: int, trans: bool) -> RegisterLayout:

@@ -1,4 +1,5 @@
-"""Running one test on every executor: the interpreter always, CUDA where a GPU is present.
+"""Running one test on every executor: the interpreter and the CPU (natively, and emulating the
+CUDA and AMD targets' lowerings) always, CUDA where a GPU is present.
 
 ``run(launcher, *args, device=...)`` moves array arguments to the device, launches, waits, and
 copies every array back into the caller's host objects, so a test body reads the same on every
@@ -13,7 +14,8 @@ import tilevm as tv
 from tilevm.backends.cuda import driver
 from tilevm.dtypes.interop import torch_dtype
 
-DEVICES = ["interp"] + (["cuda"] if driver.available() else [])
+CPU_DEVICES = ["cpu", "cpu:cuda", "cpu:amd"]
+DEVICES = ["interp", *CPU_DEVICES] + (["cuda"] if driver.available() else [])
 
 
 def _to_gpu(arg, where: str = "cuda"):
@@ -51,8 +53,8 @@ def _back(host, gpu) -> None:
 
 
 def run(launcher, *args, device: str = "interp", **kwargs) -> None:
-    if device == "interp":
-        launcher(*args, device="interp", **kwargs)
+    if device == "interp" or device.startswith("cpu"):
+        launcher(*args, device=device, **kwargs)
         return
     moved = [_to_gpu(a) for a in args]
     launcher(*moved, device=device, **kwargs)

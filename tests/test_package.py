@@ -42,7 +42,8 @@ def test_quickstart_example_runs() -> None:
     script = ROOT / "examples" / "quickstart.py"
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     assert "f6e3m2fn: 6 bits" in out.stdout
-    assert "scaled_add on ['interp']: max error 0.0" in out.stdout
+    assert "scaled_add on the CPU: max error 0.0" in out.stdout
+    assert "the interpreter agrees bit for bit: True" in out.stdout
     assert "column_local(2, 2).spatial(8, 4).local(1, 2)" in out.stdout
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tilevm import language as lang
+from tilevm.backends.cpu.target import target_for
 from tilevm.backends.cuda import driver
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, LaunchError, LaunchTypeError
@@ -28,6 +29,7 @@ from tilevm.ir.verify import verify
 from tilevm.runtime import devices
 from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
 from tilevm.runtime.compiled import CompiledKernel, build_cuda, launch_cuda
+from tilevm.runtime.cpu import CpuKernel, build_cpu, launch_cpu
 from tilevm.runtime.device_arrays import DeviceTensor, device_tensor, is_device_tensor
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import Entry as FastEntry
@@ -134,13 +136,17 @@ class Kernel:
                 hosts[name] = host
         return specs, dict(bound.arguments), hosts
 
-    def compile_ir(self, specs: Sequence[ParamSpec], warps: int) -> KernelIR:
-        key = (tuple(specs), warps)
+    def compile_ir(
+        self, specs: Sequence[ParamSpec], warps: int, warp_size: int = WARP_SIZE
+    ) -> KernelIR:
+        """The VM IR of a specialization for blocks of ``warps`` warps of ``warp_size``
+        threads (the target's warp size: 32, 64 on AMD, a sub-group size on Intel)."""
+        key = (tuple(specs), warps, warp_size)
         if key in self._cache:
             return self._cache[key]
         builder = Builder()
         scope = self.fn.__globals__ | closure_vars(self.fn)
-        tr = Translator(self.source, scope, builder, warps * WARP_SIZE, WARP_SIZE)
+        tr = Translator(self.source, scope, builder, warps * warp_size, warp_size)
         params = []
         for spec in specs:
             if spec.kind == "constexpr":
@@ -160,7 +166,7 @@ class Kernel:
             tuple(params),
             builder.pop(),
             warps,
-            WARP_SIZE,
+            warp_size,
             self.source.loc(self.source.tree),
         )
         verify(ir)
@@ -177,14 +183,17 @@ class Kernel:
 
     def compile(
         self, target: str, *args: Any, warps: int | None = None, **kwargs: Any
-    ) -> CompiledKernel:
+    ) -> CompiledKernel | CpuKernel:
         """Build the specialization these arguments select for ``target`` ("cuda" for this
-        machine's GPU or sm_90a without one, "cuda:sm_80", ...): source, binary, launch shape.
+        machine's GPU or sm_90a without one, "cuda:sm_80", ...; "cpu", or "cpu:amd" and the
+        like for a GPU target emulated on the CPU): source, binary, launch shape.
         Arguments may be host arrays standing in for device tensors of the same shape."""
-        arch = _cuda_arch(target)
+        warps = _check_warps(self.default_warps if warps is None else warps)
         specs, _, _ = self.specialize(args, kwargs)
-        ir = self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
-        return self._build(ir, specs, arch)
+        if target == "cpu" or target.startswith("cpu:"):
+            return self._build_cpu(specs, warps, target)
+        arch = _cuda_arch(target)
+        return self._build(self.compile_ir(specs, warps), specs, arch)
 
     def emit(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The generated source for ``target`` (see ``compile``)."""
@@ -196,6 +205,16 @@ class Kernel:
             index = len(self._binaries)
             self._binaries[key] = build_cuda(
                 ir, specs, arch, dump=lambda k, stage: _dump(k, stage, index)
+            )
+        return self._binaries[key]
+
+    def _build_cpu(self, specs: Sequence[ParamSpec], warps: int, device: str) -> CpuKernel:
+        key = (tuple(specs), warps, device)
+        if key not in self._binaries:
+            ir = self.compile_ir(specs, warps, target_for(device).warp_size)
+            index = len(self._binaries)
+            self._binaries[key] = build_cpu(
+                ir, specs, device, dump=lambda k, stage: _dump(k, stage, index)
             )
         return self._binaries[key]
 
@@ -216,18 +235,22 @@ class Launcher:
         if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, self.grid):
             return
         device = devices.resolve(device, [*args, *kwargs.values()])
-        specs, values, hosts = self.kernel.specialize(args, kwargs, on_device=device != "interp")
+        specs, values, hosts = self.kernel.specialize(args, kwargs, on_device=device.startswith("cuda"))
         ir = self.kernel.compile_ir(specs, warps)
         if min(self.grid) == 0:
             return
         if device == "interp":
             self._interpret(ir, specs, values, hosts)
             return
-        index = devices.cuda_index(device)
-        compiled = self.kernel._build(ir, specs, driver.device_info(index).arch_for_compile)
         scalars = {
             s.name: (s.dtype, _scalar_value(s, values[s.name])) for s in specs if s.kind == "scalar"
         }
+        if device.startswith("cpu"):
+            compiled = self.kernel._build_cpu(specs, warps, device)
+            launch_cpu(compiled, self.grid, hosts, scalars)
+            return
+        index = devices.cuda_index(device)
+        compiled = self.kernel._build(ir, specs, driver.device_info(index).arch_for_compile)
         launch_cuda(compiled, self.grid, hosts, scalars, index)
         if key is not None:
             fast.entries[key] = _entry(compiled, fast, specs)

@@ -134,3 +134,77 @@ def test_the_mma_operands_divide_by_one_matrix_loads() -> None:
     assert tl.divisible(tl.transpose(f16.a), atoms[16, True, 0])  # A stored [K, M]: .trans
     s8 = tl.atoms.MMA_M16N8K32_S8
     assert tl.divisible(s8.a, atoms[8, False, 0]) and tl.divisible(s8.b, atoms[8, False, 1])
+
+
+# AMD MFMA (wave64), per AMD's Matrix Instruction Calculator and lab-notes examples: a lane packs
+# 4 16-bit inputs (v = 0..3, VGPR v // 2, half v % 2); C slot v is accumulator VGPR v.
+def mfma_16x16x16(operand: str, lane: int, v: int) -> tuple[int, int]:
+    if operand == "a":  # A[i][k]
+        return lane % 16, 4 * (lane // 16) + v
+    return 4 * (lane // 16) + v, lane % 16  # B[k][j] and C[i][j] alike
+
+
+def mfma_32x32x8(operand: str, lane: int, v: int) -> tuple[int, int]:
+    if operand == "a":
+        return lane % 32, 4 * (lane // 32) + v
+    if operand == "b":
+        return 4 * (lane // 32) + v, lane % 32
+    return 8 * (v // 4) + 4 * (lane // 32) + v % 4, lane % 32
+
+
+MFMA_CASES = [
+    pytest.param(atom, formula, id=atom.name)
+    for atom, formula in (
+        (tl.atoms.MFMA_F32_16X16X16_F16, mfma_16x16x16),
+        (tl.atoms.MFMA_F32_16X16X16_BF16, mfma_16x16x16),
+        (tl.atoms.MFMA_F32_32X32X8_F16, mfma_32x32x8),
+        (tl.atoms.MFMA_F32_32X32X8_BF16, mfma_32x32x8),
+    )
+]
+
+
+@pytest.mark.parametrize(("atom", "formula"), MFMA_CASES)
+def test_mfma_fragments_match_amds_formulas(atom: tl.atoms.MmaAtom, formula) -> None:
+    m, n, k = atom.m, atom.n, atom.k
+    for name, shape in (("a", (m, k)), ("b", (k, n)), ("c", (m, n))):
+        layout = getattr(atom, name)
+        slots = m * n // 64 if name == "c" else 4
+        assert layout.shape == shape and layout.num_threads == 64 and layout.local_size == slots
+        assert layout.replication == 1
+        seen = {}
+        for lane in range(64):
+            for v in range(slots):
+                index = layout(lane, v)
+                assert index == formula(name, lane, v), (name, lane, v)
+                seen[index] = seen.get(index, 0) + 1
+        # every element of the operand is held by exactly one (lane, slot)
+        assert seen == {(r, c): 1 for r in range(shape[0]) for c in range(shape[1])}
+
+
+def test_mfma_atoms_are_the_f16_and_bf16_forms_of_two_shapes() -> None:
+    atoms = tl.atoms.MFMA_ATOMS
+    assert [(a.m, a.n, a.k, a.input_dtypes, a.acc_dtype) for a in atoms] == [
+        (16, 16, 16, ("f16",), "f32"),
+        (16, 16, 16, ("bf16",), "f32"),
+        (32, 32, 8, ("f16",), "f32"),
+        (32, 32, 8, ("bf16",), "f32"),
+    ]
+    assert [a.intrinsic for a in atoms] == [
+        "mfma_f32_16x16x16_f16",
+        "mfma_f32_16x16x16_bf16",
+        "mfma_f32_32x32x8_f16",
+        "mfma_f32_32x32x8_bf16",
+    ]
+    assert atoms[0].accepts("f16", "f32") and not atoms[0].accepts("bf16", "f32")
+
+
+@pytest.mark.parametrize("atom", tl.atoms.MFMA_ATOMS[::2], ids=lambda a: a.name)
+def test_a_block_tile_divides_by_the_mfma_fragments(atom: tl.atoms.MmaAtom) -> None:
+    # four waves in a 2x2 grid, each holding 2x2 accumulator atoms
+    acc = tl.spatial(2, 2) * tl.local(2, 2) * atom.c
+    assert acc / atom.c == tl.spatial(2, 2) * tl.local(2, 2)
+    a = tl.spatial(2, 1) * tl.local(2, 3) * atom.a  # each wave: 2 atoms of M, 3 steps of K
+    assert a / atom.a == tl.spatial(2, 1) * tl.local(2, 3)
+    # the transposed fragment (lanes along rows, slots along columns) is another layout
+    with pytest.raises(tl.LayoutDivisionError):
+        tl.local(2, 2) * tl.transpose(atom.c) / atom.c

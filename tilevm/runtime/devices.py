@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tilevm.backends.cpu.target import target_for
 from tilevm.backends.cuda import driver
 from tilevm.errors import DeviceError
 from tilevm.runtime.device_arrays import is_device_tensor
 
 
 def devices() -> list[str]:
-    """The devices usable here, e.g. ``['interp', 'cuda:0']``."""
-    found = ["interp"]
+    """The devices usable here, e.g. ``['interp', 'cpu', 'cuda:0']`` (``cpu:amd``,
+    ``cpu:cuda`` and ``cpu:intel`` emulate those targets on the CPU as well)."""
+    found = ["interp", "cpu"]
     if driver.available():
         found += [f"cuda:{i}" for i in range(driver.device_count())]
     return found
@@ -20,13 +22,16 @@ def devices() -> list[str]:
 
 def resolve(device: str | None, args: Sequence[Any] = ()) -> str:
     """The device a launch runs on: the one asked for, else the GPU its tensors live on, else
-    the interpreter."""
+    the CPU."""
     if device is None:
         on_gpu = [a for a in args if is_device_tensor(a)]
         if not on_gpu:
-            return "interp"
+            return "cpu"
         device = "cuda"
     if device == "interp":
+        return device
+    if device == "cpu" or device.startswith("cpu:"):
+        target_for(device)  # an unknown emulated target is reported here
         return device
     name, _, index = device.partition(":")
     if name == "cuda" and (index == "" or index.isdigit()):

@@ -1,0 +1,1 @@
+"""CPU backend: the lowered thread program as LLVM IR, run through llvmlite's MCJIT."""

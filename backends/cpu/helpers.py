@@ -1,0 +1,248 @@
+"""LLVM definitions of the helpers generated code calls, with the meaning of the GPU preludes.
+
+Each helper is an internal, always-inlined function per C type, defined on first use. Their
+semantics are the VM's: Python's floor division and modulo (x // 0 == 0, x % 0 == x for
+integers), max/min that propagate NaN, shifts by the type's width or more, float -> integer
+conversions that truncate and saturate, bit-packed loads and (atomic) stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from tilevm.backends.cpu.c_types import F64, I1, I8, I32, I64, LLVM, PTR, is_float, is_signed
+
+
+class Helpers:
+    def __init__(self, module: ir.Module) -> None:
+        self.module = module
+        self.defined: dict[str, ir.Function] = {}
+
+    def get(self, name: str, c: str) -> ir.Function:
+        key = f"tv_{name}_{c}"
+        if key not in self.defined:
+            self.defined[key] = getattr(self, "_" + name)(key, c)
+        return self.defined[key]
+
+    def intrinsic(self, name: str, c: str) -> ir.Function:
+        return self.module.declare_intrinsic(name, [LLVM[c]])
+
+    def libm(self, name: str, ty: ir.Type, nargs: int = 1) -> ir.Function:
+        """A C math library function (resolved in the process when the code is loaded)."""
+        fn = self.module.globals.get(name)
+        return fn or ir.Function(self.module, ir.FunctionType(ty, [ty] * nargs), name)
+
+    def _define(
+        self, key: str, ret: ir.Type, args: list[ir.Type], body: Callable[..., None]
+    ) -> ir.Function:
+        fn = ir.Function(self.module, ir.FunctionType(ret, args), key)
+        fn.linkage = "internal"
+        fn.attributes.add("alwaysinline")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        body(b, *fn.args)
+        return fn
+
+    # ----- max / min / abs -------------------------------------------------------------------
+    def _max(self, key: str, c: str) -> ir.Function:
+        return self._pick(key, c, ">")
+
+    def _min(self, key: str, c: str) -> ir.Function:
+        return self._pick(key, c, "<")
+
+    def _pick(self, key: str, c: str, op: str) -> ir.Function:
+        ty = LLVM[c]
+
+        def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> None:
+            if is_float(c):  # a NaN on either side wins, as numpy's maximum/minimum
+                take = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered(op, x, y))
+            elif is_signed(c):
+                take = b.icmp_signed(op, x, y)
+            else:
+                take = b.icmp_unsigned(op, x, y)
+            b.ret(b.select(take, x, y))
+
+        return self._define(key, ty, [ty, ty], body)
+
+    def _abs(self, key: str, c: str) -> ir.Function:
+        ty = LLVM[c]
+
+        def body(b: ir.IRBuilder, x: ir.Value) -> None:
+            if is_float(c):
+                b.ret(b.call(self.intrinsic("llvm.fabs", c), [x]))
+            elif is_signed(c):
+                neg = b.icmp_signed("<", x, ir.Constant(ty, 0))
+                b.ret(b.select(neg, b.sub(ir.Constant(ty, 0), x), x))
+            else:
+                b.ret(x)
+
+        return self._define(key, ty, [ty], body)
+
+    # ----- Python's floor division and modulo ------------------------------------------------
+    def _floordiv(self, key: str, c: str) -> ir.Function:
+        return self._floor_op(key, c, quotient=True)
+
+    def _mod(self, key: str, c: str) -> ir.Function:
+        return self._floor_op(key, c, quotient=False)
+
+    def _floor_op(self, key: str, c: str, quotient: bool) -> ir.Function:
+        ty = LLVM[c]
+        zero = ir.Constant(ty, 0)
+
+        def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> None:
+            if is_float(c):
+                mod, div = self._fmod_floor(b, c, x, y)
+                b.ret(div if quotient else mod)
+                return
+            by_zero = b.icmp_unsigned("==", y, zero)
+            safe = b.select(by_zero, ir.Constant(ty, 1), y)  # no division by zero at all
+            if is_signed(c):
+                # INT_MIN / -1 overflows in hardware: divide by 1 and negate instead
+                minus_one = b.icmp_signed("==", safe, ir.Constant(ty, -1))
+                q = b.select(minus_one, b.sub(zero, x), b.sdiv(x, b.select(minus_one,
+                             ir.Constant(ty, 1), safe)))  # fmt: skip
+                r = b.select(minus_one, zero, b.srem(x, b.select(minus_one, ir.Constant(ty, 1),
+                             safe)))  # fmt: skip
+                signs_differ = b.icmp_signed("<", b.xor(r, safe), zero)
+                adjust = b.and_(b.icmp_unsigned("!=", r, zero), signs_differ)
+                q = b.select(adjust, b.sub(q, ir.Constant(ty, 1)), q)
+                r = b.select(adjust, b.add(r, safe), r)
+            else:
+                q, r = b.udiv(x, safe), b.urem(x, safe)
+            b.ret(b.select(by_zero, zero if quotient else x, q if quotient else r))
+
+        return self._define(key, ty, [ty, ty], body)
+
+    def _fmod_floor(self, b: ir.IRBuilder, c: str, x: ir.Value, y: ir.Value):
+        """CPython's float_divmod: (x mod y with y's sign, floor(x / y)) with its rounding."""
+        ty = LLVM[c]
+        zero, one, half = (ir.Constant(ty, v) for v in (0.0, 1.0, 0.5))
+        copysign = self.intrinsic("llvm.copysign", c)
+        floor = self.intrinsic("llvm.floor", c)
+        mod = b.frem(x, y)
+        y_zero = b.fcmp_ordered("==", y, zero)
+        d = b.fdiv(b.fsub(x, mod), y)
+        mod_nonzero = b.fcmp_unordered("!=", mod, zero)
+        fix = b.and_(mod_nonzero, b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod,
+                     zero)))  # fmt: skip
+        mod2 = b.select(fix, b.fadd(mod, y), b.select(mod_nonzero, mod, b.call(copysign,
+                        [zero, y])))  # fmt: skip
+        d = b.select(fix, b.fsub(d, one), d)
+        fl = b.call(floor, [d])
+        fl = b.select(b.fcmp_ordered(">", b.fsub(d, fl), half), b.fadd(fl, one), fl)
+        fl = b.select(b.fcmp_unordered("!=", d, zero), fl, b.call(copysign, [zero, b.fdiv(x, y)]))
+        return b.select(y_zero, mod, mod2), b.select(y_zero, b.fdiv(x, y), fl)
+
+    # ----- pow ---------------------------------------------------------------------------------
+    def _pow(self, key: str, c: str) -> ir.Function:
+        ty = LLVM[c]
+
+        def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> None:
+            if is_float(c):  # in double, then rounded once (as the GPU helpers do)
+                wide = (b.fpext(x, F64), b.fpext(y, F64)) if c == "float" else (x, y)
+                r = b.call(self.module.declare_intrinsic("llvm.pow", [F64]), list(wide))
+                b.ret(b.fptrunc(r, ty) if c == "float" else r)
+                return
+            fn = b.function
+            negative = b.icmp_signed("<", y, ir.Constant(ty, 0)) if is_signed(c) else None
+            head, loop, done = (fn.append_basic_block(n) for n in ("head", "loop", "done"))
+            start = b.block
+            b.branch(head)
+            b.position_at_end(head)
+            r = b.phi(ty)
+            a = b.phi(ty)
+            e = b.phi(ty)
+            r.add_incoming(ir.Constant(ty, 1), start)
+            a.add_incoming(x, start)
+            e.add_incoming(y, start)
+            b.cbranch(b.icmp_unsigned("==", e, ir.Constant(ty, 0)), done, loop)
+            b.position_at_end(loop)
+            odd = b.trunc(e, I1)
+            r.add_incoming(b.select(odd, b.mul(r, a), r), loop)
+            a.add_incoming(b.mul(a, a), loop)
+            e.add_incoming(b.lshr(e, ir.Constant(ty, 1)) if not is_signed(c) else
+                           b.ashr(e, ir.Constant(ty, 1)), loop)  # fmt: skip
+            b.branch(head)
+            b.position_at_end(done)
+            b.ret(b.select(negative, ir.Constant(ty, 0), r) if negative is not None else r)
+
+        return self._define(key, ty, [ty, ty], body)
+
+    # ----- shifts --------------------------------------------------------------------------------
+    def _shl(self, key: str, c: str) -> ir.Function:
+        return self._shift(key, c, left=True)
+
+    def _shr(self, key: str, c: str) -> ir.Function:
+        return self._shift(key, c, left=False)
+
+    def _shift(self, key: str, c: str, left: bool) -> ir.Function:
+        ty = LLVM[c]
+        width = ty.width
+
+        def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value, nbits: ir.Value) -> None:
+            zero = ir.Constant(ty, 0)
+            n = b.sext(nbits, ty) if ty.width > 32 else b.trunc(nbits, ty) if ty.width < 32 \
+                else nbits  # fmt: skip
+            if left:  # a count outside [0, bits) gives 0
+                lt = b.icmp_signed if is_signed(c) else b.icmp_unsigned
+                bad = b.or_(lt("<", y, zero), lt(">=", y, n))
+                safe = b.select(bad, zero, y)
+                b.ret(b.select(bad, zero, b.shl(x, safe)))
+                return
+            # right: the count clamps to [0, width - 1] (as the GPU helpers do)
+            top = ir.Constant(ty, width - 1)
+            if is_signed(c):
+                y = b.select(b.icmp_signed("<", y, zero), zero, y)
+                y = b.select(b.icmp_signed(">", y, top), top, y)
+                b.ret(b.ashr(x, y))
+            else:
+                b.ret(b.lshr(x, b.select(b.icmp_unsigned(">", y, top), top, y)))
+
+        return self._define(key, ty, [ty, ty, I32], body)
+
+    # ----- bit-packed tensors ----------------------------------------------------------------
+    def _load_bits(self, key: str, c: str) -> ir.Function:
+        def body(b: ir.IRBuilder, p: ir.Value, pos: ir.Value, nbits: ir.Value) -> None:
+            q = b.gep(p, [b.ashr(pos, ir.Constant(I64, 3))], source_etype=I8)
+            shift = b.trunc(b.and_(pos, ir.Constant(I64, 7)), I32)
+            word = ir.Constant(I32, 0)
+            for k in range(3):  # an element of up to 8 bits spans at most 2 bytes; 16 bits, 3
+                byte = b.zext(b.load(b.gep(q, [ir.Constant(I32, k)], source_etype=I8)), I32)
+                need = b.icmp_signed(">", b.add(shift, nbits), ir.Constant(I32, 8 * k))
+                word = b.or_(word, b.select(need, b.shl(byte, ir.Constant(I32, 8 * k)),
+                                            ir.Constant(I32, 0)))  # fmt: skip
+            mask = b.sub(b.shl(ir.Constant(I32, 1), nbits), ir.Constant(I32, 1))
+            b.ret(b.and_(b.lshr(word, shift), mask))
+
+        return self._define(key, I32, [PTR, I64, I32], body)
+
+    def _store_bits(self, key: str, c: str) -> ir.Function:
+        """Neighbouring elements share bytes with other blocks' threads: atomic updates of the
+        32-bit word(s) the element lies in (blocks run on several cores)."""
+
+        def body(b: ir.IRBuilder, p, pos, nbits, code) -> None:
+            addr = b.add(b.ptrtoint(p, I64), b.ashr(pos, ir.Constant(I64, 3)))
+            shift = b.add(b.mul(b.and_(addr, ir.Constant(I64, 3)), ir.Constant(I64, 8)),
+                          b.and_(pos, ir.Constant(I64, 7)))  # fmt: skip
+            word = b.inttoptr(b.and_(addr, ir.Constant(I64, ~3)), PTR)
+            mask = b.shl(b.sub(b.shl(ir.Constant(I64, 1), b.zext(nbits, I64)),
+                               ir.Constant(I64, 1)), shift)  # fmt: skip
+            value = b.and_(b.shl(b.zext(code, I64), shift), mask)
+            for half in range(2):
+                m = b.trunc(b.lshr(mask, ir.Constant(I64, 32 * half)), I32)
+                v = b.trunc(b.lshr(value, ir.Constant(I64, 32 * half)), I32)
+                target = b.gep(word, [ir.Constant(I32, half)], source_etype=I32)
+                if half:
+                    skip = b.function.append_basic_block("done")
+                    upper = b.function.append_basic_block("upper")
+                    b.cbranch(b.icmp_unsigned("!=", m, ir.Constant(I32, 0)), upper, skip)
+                    b.position_at_end(upper)
+                b.atomic_rmw("and", target, b.not_(m), "monotonic")
+                b.atomic_rmw("or", target, v, "monotonic")
+                if half:
+                    b.branch(skip)
+                    b.position_at_end(skip)
+            b.ret_void()
+
+        return self._define(key, ir.VoidType(), [PTR, I64, I32, I32], body)

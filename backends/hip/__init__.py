@@ -1,0 +1,1 @@
+"""HIP backend (AMD GPUs): target capabilities shared with the CPU emulation."""

@@ -1,0 +1,1 @@
+"""SYCL backend (Intel GPUs): target capabilities shared with the CPU emulation."""

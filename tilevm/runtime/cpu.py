@@ -1,0 +1,154 @@
+"""Compiling a kernel's specialization for the CPU (or a GPU target emulated on it), with both
+caches, and launching it on host arrays.
+
+The disk cache keeps object code, keyed by the LLVM IR, LLVM's version, the host CPU and
+tilevm's version, so a new process links a cached object without optimizing again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import tilevm.dtypes as dts
+from tilevm.backends.cpu import jit, runner
+from tilevm.backends.cpu.codegen import render
+from tilevm.backends.cpu.target import target_for
+from tilevm.dtypes import DataType
+from tilevm.errors import LaunchError
+from tilevm.ir.nodes import KernelIR
+from tilevm.lowering.pipeline import Lowered, lower_kernel
+from tilevm.lowering.target import Target
+from tilevm.lowering.thread_ir import ThreadKernel
+from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides
+from tilevm.runtime.cache import DiskCache
+from tilevm.runtime.compiled import _version, facts_of
+from tilevm.runtime.fast_launch import scalar_arg
+
+
+@dataclass
+class CpuKernel:
+    """One specialization built for the CPU (``device``: "cpu" or "cpu:<emulated target>")."""
+
+    name: str
+    device: str
+    target: Target
+    source: str  # LLVM IR, before optimization
+    binary: bytes  # host object code
+    thread: ThreadKernel
+    lowered: Lowered
+    function: str
+    workspace_bytes: int
+    prints: bool
+    cached: bool = False
+    _loaded: Any = field(default=None, repr=False)
+
+    @property
+    def arch(self) -> str:
+        return self.target.name
+
+    @property
+    def num_threads(self) -> int:
+        return self.thread.num_threads
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.thread.shared_bytes
+
+    def optimized_ir(self) -> str:
+        return jit.optimized_ir(self.source)
+
+
+def build_cpu(
+    ir: KernelIR,
+    specs: Sequence[Any],
+    device: str,
+    dump: Callable[[KernelIR, str], None] | None = None,
+    cache: DiskCache | None = None,
+) -> CpuKernel:
+    target = target_for(device)
+    lowered = lower_kernel(ir, target, facts_of(specs), dump)
+    module = render(lowered.thread, target)
+    cache = cache or DiskCache()
+    key = cache.key(module.llvm_ir, "llvm-object", jit.fingerprint(), _version())
+    binary = cache.get(key)
+    cached = binary is not None
+    if binary is None:
+        binary = jit.compile_object(module.llvm_ir)
+        cache.put(key, binary)
+    return CpuKernel(
+        ir.name, device, target, module.llvm_ir, binary, lowered.thread, lowered, module.name,
+        module.workspace_bytes, module.prints, cached,
+    )  # fmt: skip
+
+
+def launch_cpu(
+    compiled: CpuKernel,
+    grid: tuple[int, int, int],
+    tensors: dict[str, HostTensor],
+    scalars: dict[str, tuple[DataType, Any]],
+) -> None:
+    if compiled._loaded is None:
+        compiled._loaded = jit.Loaded(compiled.binary, compiled.function)
+    buffers = {name: _Buffer(host) for name, host in tensors.items()}
+    slots: list[int] = []
+    for p in compiled.thread.params:
+        if p.kind == "tensor":
+            slots.append(buffers[p.arg].pointer)
+        elif p.kind == "scalar":
+            arg = scalar_arg(*scalars[p.arg])
+            assert arg is not None, p.arg  # the launch checked every scalar against its dtype
+            word = ctypes.c_uint64(0)
+            ctypes.memmove(ctypes.addressof(word), ctypes.addressof(arg), ctypes.sizeof(arg))
+            slots.append(word.value)
+        else:
+            buf = buffers[p.arg]
+            value = (buf.shape if p.kind == "dim" else buf.strides)[p.axis]
+            slots.append(value % (1 << 64))
+    ok = runner.run(
+        compiled._loaded, slots, grid, compiled.workspace_bytes, serial=compiled.prints
+    )
+    for buf in buffers.values():
+        buf.finish()
+    if not ok:
+        raise LaunchError(
+            f"kernel {compiled.name} stopped with a trap",
+            expected="loops with a non-zero step",
+            found="a tv.range step of 0 at run time",
+            hint="check the step arguments of tv.range; outputs may be partly written",
+            code="trap",
+        )
+
+
+class _Buffer:
+    """A tensor argument's memory as the kernel reads it: the array itself for byte-sized
+    elements; packed bits for sub-byte ones (numpy holds one element per byte), copied back
+    after the launch."""
+
+    def __init__(self, host: HostTensor) -> None:
+        self.host = host
+        self.shape = host.shape
+        self.strides = host.strides
+        self.packed: np.ndarray | None = None
+        source = host.source
+        if isinstance(source, PackedArray):  # already the kernel's representation
+            data = source.data
+            self.pointer = data.ctypes.data if isinstance(data, np.ndarray) else data.data_ptr()
+        elif host.dtype.bits in (8, 16, 32, 64):
+            self.pointer = host.codes.ctypes.data
+        else:
+            codes = np.ascontiguousarray(host.codes).reshape(-1)
+            self.packed = dts.pack_codes(codes, host.dtype.bits)
+            self.strides = c_strides(self.shape)
+            self.pointer = self.packed.ctypes.data
+
+    def finish(self) -> None:
+        if self.packed is not None:
+            count = int(np.prod(self.shape))
+            codes = dts.unpack_codes(self.packed, self.host.dtype.bits, count).reshape(self.shape)
+            if not np.array_equal(codes, self.host.codes):  # inputs may be read-only
+                self.host.codes[...] = codes.astype(self.host.codes.dtype)
