@@ -28,6 +28,13 @@ SIZE = {"i8": 1, "u8": 1, "i16": 2, "u16": 2, "i32": 4, "u32": 4, "i64": 8, "u64
         "float": 4, "double": 8, "half": 2, "bfloat": 2, "ptr": 8}  # fmt: skip
 
 
+def intrinsic(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    """An LLVM intrinsic by its full signature (overloaded on the return and argument types)."""
+    overloads = [ret] if name.endswith(".sat") else []
+    overloads += [args[0]]
+    return module.declare_intrinsic(name, overloads, ir.FunctionType(ret, args))
+
+
 def container_bits(bits: int) -> int:
     return 8 if bits <= 8 else 16 if bits <= 16 else 32 if bits <= 32 else 64
 
@@ -113,7 +120,7 @@ def convert(b: ir.IRBuilder, x: Value, dst: str) -> Value:
         return Value(b.uitofp(v, to), dst)
     if is_float(src):
         sat = "llvm.fptosi.sat" if is_signed(dst) else "llvm.fptoui.sat"
-        fn = b.module.declare_intrinsic(sat, [to, v.type])
+        fn = intrinsic(b.module, sat, to, [v.type])
         return Value(b.call(fn, [v]), dst)
     if bits(dst) == bits(src):
         return Value(v, dst)

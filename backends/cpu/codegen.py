@@ -107,6 +107,7 @@ class _Codegen:
                 if isinstance(n, bp.Region):
                     visit(n.stmts, n.index)
                 elif isinstance(n, bp.BlockLoop):
+                    declared[n.var] = ("i32", None, -1)
                     for e in (n.start, n.stop, n.step):
                         note(e, -1)
                     nodes(n.body)
@@ -329,6 +330,7 @@ class _Codegen:
             ptr, c = self.mem(s.mem)
             slots = self.address(s.array, convert(b, self.expr(s.index), "i32").v)
             vec = ir.VectorType(LLVM[c], s.count)
+            ptr, slots = b.bitcast(ptr, vec.as_pointer()), b.bitcast(slots, vec.as_pointer())
             src, dst = (ptr, slots) if isinstance(s, t.VecLoad) else (slots, ptr)
             value = b.load(src, typ=vec)
             value.align = SIZE[c]  # CPU vector accesses need no more alignment
@@ -552,7 +554,7 @@ class _Codegen:
         if fn == "fma":
             c = ct.compute(e.dtype)
             args = [convert(b, self.expr(a), c).v for a in e.args]
-            return Value(b.call(self.helpers.intrinsic("llvm.fma", c), args), c)
+            return Value(b.call(self.helpers.intrinsic("llvm.fma", c, 3), args), c)
         if fn in ("abs", "max", "min", "floordiv", "mod", "pow"):
             c = ct.compute(e.dtype)
             args = [convert(b, self.expr(a), c).v for a in e.args]
@@ -589,9 +591,8 @@ class _Codegen:
         dst = e.dtype
         c = ct.compute(compute_type(dst))
         if dst.kind == "uint" and dst.bits == 64:
-            return Value(b.call(b.module.declare_intrinsic("llvm.fptoui.sat", [I64, x.type]),
-                                [x]), c)  # fmt: skip
-        wide = b.call(b.module.declare_intrinsic("llvm.fptosi.sat", [I64, x.type]), [x])
+            return Value(b.call(ct.intrinsic(b.module, "llvm.fptoui.sat", I64, [x.type]), [x]), c)
+        wide = b.call(ct.intrinsic(b.module, "llvm.fptosi.sat", I64, [x.type]), [x])
         lo, hi = (-(1 << (dst.bits - 1)), (1 << (dst.bits - 1)) - 1) if dst.kind == "int" \
             else (0, (1 << dst.bits) - 1)  # fmt: skip
         if dst.bits < 64:

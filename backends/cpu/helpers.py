@@ -12,7 +12,18 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from tilevm.backends.cpu.c_types import F64, I1, I8, I32, I64, LLVM, PTR, is_float, is_signed
+from tilevm.backends.cpu.c_types import (
+    F64,
+    I1,
+    I8,
+    I32,
+    I64,
+    LLVM,
+    PTR,
+    intrinsic,
+    is_float,
+    is_signed,
+)
 
 
 class Helpers:
@@ -26,8 +37,8 @@ class Helpers:
             self.defined[key] = getattr(self, "_" + name)(key, c)
         return self.defined[key]
 
-    def intrinsic(self, name: str, c: str) -> ir.Function:
-        return self.module.declare_intrinsic(name, [LLVM[c]])
+    def intrinsic(self, name: str, c: str, nargs: int = 1) -> ir.Function:
+        return intrinsic(self.module, name, LLVM[c], [LLVM[c]] * nargs)
 
     def libm(self, name: str, ty: ir.Type, nargs: int = 1) -> ir.Function:
         """A C math library function (resolved in the process when the code is loaded)."""
@@ -118,7 +129,7 @@ class Helpers:
         """CPython's float_divmod: (x mod y with y's sign, floor(x / y)) with its rounding."""
         ty = LLVM[c]
         zero, one, half = (ir.Constant(ty, v) for v in (0.0, 1.0, 0.5))
-        copysign = self.intrinsic("llvm.copysign", c)
+        copysign = self.intrinsic("llvm.copysign", c, 2)
         floor = self.intrinsic("llvm.floor", c)
         mod = b.frem(x, y)
         y_zero = b.fcmp_ordered("==", y, zero)
@@ -141,7 +152,7 @@ class Helpers:
         def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> None:
             if is_float(c):  # in double, then rounded once (as the GPU helpers do)
                 wide = (b.fpext(x, F64), b.fpext(y, F64)) if c == "float" else (x, y)
-                r = b.call(self.module.declare_intrinsic("llvm.pow", [F64]), list(wide))
+                r = b.call(intrinsic(self.module, "llvm.pow", F64, [F64, F64]), list(wide))
                 b.ret(b.fptrunc(r, ty) if c == "float" else r)
                 return
             fn = b.function
@@ -208,7 +219,7 @@ class Helpers:
             shift = b.trunc(b.and_(pos, ir.Constant(I64, 7)), I32)
             word = ir.Constant(I32, 0)
             for k in range(3):  # an element of up to 8 bits spans at most 2 bytes; 16 bits, 3
-                byte = b.zext(b.load(b.gep(q, [ir.Constant(I32, k)], source_etype=I8)), I32)
+                byte = b.zext(b.load(b.gep(q, [ir.Constant(I32, k)], source_etype=I8), typ=I8), I32)
                 need = b.icmp_signed(">", b.add(shift, nbits), ir.Constant(I32, 8 * k))
                 word = b.or_(word, b.select(need, b.shl(byte, ir.Constant(I32, 8 * k)),
                                             ir.Constant(I32, 0)))  # fmt: skip

@@ -20,6 +20,7 @@ def marked_line(kernel: tv.Kernel) -> int:
 
 F32 = np.zeros(256, np.float32)
 
+INTERP = {"device": "interp"}
 CASES = [
     (bad.uses_lambda, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
     (bad.shape_mismatch, (F32,), {}, tv.ShapeError, "shape", ValueError),
@@ -42,8 +43,9 @@ CASES = [
     (bad.returns_value, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
     (bad.static_assert, (F32,), {"BLOCK": 48}, tv.CompileError, "static-assert", None),
     (bad.wrong_builtin_args, (F32,), {}, tv.KernelTypeError, "type", TypeError),
-    (bad.false_assumption, (F32, 20), {}, tv.TilevmError, "runtime", RuntimeError),
-    (bad.shared_out_of_bounds, (F32,), {}, tv.TilevmError, "runtime", RuntimeError),
+    # checked while running: the interpreter is the executor that checks every access
+    (bad.false_assumption, (F32, 20), INTERP, tv.TilevmError, "runtime", RuntimeError),
+    (bad.shared_out_of_bounds, (F32,), INTERP, tv.TilevmError, "runtime", RuntimeError),
     (bad.slice_subscript, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
     (bad.runtime_python_call, (F32,), {}, tv.CompileError, "call", None),
     (bad.pipelined_range, (F32,), {}, tv.CompileError, "unsupported-option", None),

@@ -131,7 +131,7 @@ def test_print_static_print_annotate_and_range_options(capsys: pytest.CaptureFix
 
     x = np.array([3, 1, 4, 1], np.int32)
     out = np.zeros(4, np.int32)
-    printing[2,](x, out)
+    printing[2,](x, out, device="interp")  # device printf (cpu, cuda): test_examples_on_gpu
     captured = capsys.readouterr().out.splitlines()
     assert captured[0].startswith("compile time %v: i32[4]")
     assert captured[1] == "[block (0, 0, 0)] value %v=[3 1 4 1]"
