@@ -35,7 +35,7 @@ def matmul(
 
 
 def run(
-    m: int = 70, n: int = 50, k: int = 90, device: str = "interp", seed: int | None = None
+    m: int = 70, n: int = 50, k: int = 90, device: str | None = None, seed: int | None = None
 ) -> float:
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k)).astype(np.float16)

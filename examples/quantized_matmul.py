@@ -57,7 +57,12 @@ def quantize(w: np.ndarray, wtype: tv.DataType, group: int) -> tuple[np.ndarray,
 
 
 def run(
-    wtype: tv.DataType, m: int = 20, n: int = 64, k: int = 256, seed: int | None = None
+    wtype: tv.DataType,
+    m: int = 20,
+    n: int = 64,
+    k: int = 256,
+    device: str | None = None,
+    seed: int | None = None,
 ) -> float:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((m, k)).astype(np.float32)
@@ -65,7 +70,9 @@ def run(
     q, scales = quantize(w, wtype, 64)
     packed = tv.pack(q, wtype).reshape(n, k * wtype.bits // 8)
     y = np.full((m, n), np.nan, np.float32)
-    quantized_matmul[tv.cdiv(m, 16), tv.cdiv(n, 32)](x, packed, scales, y, WTYPE=wtype)
+    quantized_matmul[tv.cdiv(m, 16), tv.cdiv(n, 32)](
+        x, packed, scales, y, WTYPE=wtype, device=device
+    )
     dequantized = (q.reshape(n, k // 64, 64) * scales[..., None]).reshape(n, k)
     reference = x.astype(np.float64) @ dequantized.T.astype(np.float64)
     return float(np.abs(y - reference).max() / np.abs(reference).max())

@@ -17,7 +17,7 @@ def vector_add(
     tv.store(out, a + b, [start])  # elements past the end are not written
 
 
-def run(n: int = 10_000, device: str = "interp", seed: int | None = None) -> float:
+def run(n: int = 10_000, device: str | None = None, seed: int | None = None) -> float:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n).astype(np.float32)
     y = rng.standard_normal(n).astype(np.float32)

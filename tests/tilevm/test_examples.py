@@ -1,4 +1,5 @@
-"""Every example runs on the interpreter and matches its float64 / numpy reference."""
+"""Every example runs on its default device (the CPU for numpy arrays), on the interpreter and
+on the CPU emulating the CUDA and AMD lowerings, and matches its float64 / numpy reference."""
 
 from __future__ import annotations
 
@@ -22,18 +23,27 @@ def load(name: str):
     return module
 
 
-def test_vector_add() -> None:
-    assert load("vector_add").run(n=5_000 + 17, seed=SEED) == 0.0
+# None: the default device, which is the CPU for numpy arrays
+EXECUTORS = pytest.mark.parametrize("device", [None, "interp", "cpu:cuda", "cpu:amd"])
 
 
-def test_softmax() -> None:
-    assert load("softmax").run(rows=9, cols=130, seed=SEED) < 1e-6
+@EXECUTORS
+def test_vector_add(device: str | None) -> None:
+    assert load("vector_add").run(n=5_000 + 17, device=device, seed=SEED) == 0.0
 
 
-def test_tiled_matmul_with_shared_memory() -> None:
-    assert load("matmul").run(m=45, n=38, k=70, seed=SEED) < 1e-6
+@EXECUTORS
+def test_softmax(device: str | None) -> None:
+    assert load("softmax").run(rows=9, cols=130, device=device, seed=SEED) < 1e-6
 
 
+@EXECUTORS
+def test_tiled_matmul_with_shared_memory(device: str | None) -> None:
+    assert load("matmul").run(m=45, n=38, k=70, device=device, seed=SEED) < 1e-6
+
+
+@EXECUTORS
 @pytest.mark.parametrize("wtype", [tv.i3, tv.f6e3m2fn], ids=str)
-def test_quantized_matmul_views_packed_bytes(wtype: tv.DataType) -> None:
-    assert load("quantized_matmul").run(wtype, m=18, n=64, k=192, seed=SEED) < 1e-6
+def test_quantized_matmul_views_packed_bytes(wtype: tv.DataType, device: str | None) -> None:
+    error = load("quantized_matmul").run(wtype, m=18, n=64, k=192, device=device, seed=SEED)
+    assert error < 1e-6
