@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import pathlib
@@ -29,7 +30,7 @@ from tilevm.ir.verify import verify
 from tilevm.runtime import devices
 from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
 from tilevm.runtime.compiled import CompiledKernel, build_cuda, launch_cuda
-from tilevm.runtime.cpu import CpuKernel, build_cpu, launch_cpu
+from tilevm.runtime.cpu import CpuKernel, build_cpu, launch_cpu, run_slots
 from tilevm.runtime.device_arrays import DeviceTensor, device_tensor, is_device_tensor
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import Entry as FastEntry
@@ -248,6 +249,8 @@ class Launcher:
         if device.startswith("cpu"):
             compiled = self.kernel._build_cpu(specs, warps, device)
             launch_cpu(compiled, self.grid, hosts, scalars)
+            if key is not None and all(_host_fast(v) for v in hosts.values()):
+                fast.entries[key] = _entry(compiled, fast, specs)
             return
         index = devices.cuda_index(device)
         compiled = self.kernel._build(ir, specs, driver.device_info(index).arch_for_compile)
@@ -283,12 +286,22 @@ def _fast_path(signature: inspect.Signature) -> FastPath:
     return FastPath(list(signature.parameters), kinds, defaults)
 
 
-def _entry(compiled: CompiledKernel, fast: FastPath, specs: Sequence[ParamSpec]) -> FastEntry:
+def _entry(
+    compiled: CompiledKernel | CpuKernel, fast: FastPath, specs: Sequence[ParamSpec]
+) -> FastEntry:
     position = {name: i for i, name in enumerate(fast.names)}
     plan = tuple((p.kind, position[p.arg], p.axis) for p in compiled.thread.params)
     scalars = {position[s.name]: s.dtype for s in specs if s.kind == "scalar"}
     block = (compiled.num_threads, 1, 1)
+    if isinstance(compiled, CpuKernel):
+        run_host = functools.partial(run_slots, compiled)
+        return FastEntry(None, block, compiled.shared_bytes, plan, scalars, run_host)
     return FastEntry(compiled._function, block, compiled.shared_bytes, plan, scalars)
+
+
+def _host_fast(host: HostTensor) -> bool:
+    """A numpy argument the repeat path can pass as it is (its own memory, full-width items)."""
+    return isinstance(host.source, np.ndarray) and host.codes.ctypes.data == host.source.ctypes.data
 
 
 def _spec(

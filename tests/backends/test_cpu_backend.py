@@ -229,3 +229,20 @@ def test_the_llvm_ir_keeps_the_kernel_name_and_vectorizes_the_thread_loop() -> N
     assert compiled.target == cpu_target()
     optimized = compiled.optimized_ir()
     assert "<4 x float>" in optimized or "<8 x float>" in optimized or "<16 x float>" in optimized
+
+
+def test_repeat_launches_on_numpy_arrays_take_the_fast_path(rng) -> None:
+    scale._fast.entries.clear()
+    x = rng.standard_normal(256).astype(np.float32)
+    out = np.full(256, np.nan, np.float32)
+    scale[2,](x, out, 2.0, BLOCK=128)
+    assert len(scale._fast.entries) == 1
+    y = rng.standard_normal(256).astype(np.float32)
+    scale[2,](y, out, -3.0, BLOCK=128)  # new data and scalar: the same entry runs
+    assert len(scale._fast.entries) == 1
+    np.testing.assert_array_equal(out, y * np.float32(-3.0))
+    strided = np.full(512, np.nan, np.float32)
+    scale[2,](y, strided[::2], 0.5, BLOCK=128)  # other strides: a new specialization
+    assert len(scale._fast.entries) == 2
+    np.testing.assert_array_equal(strided[::2], y * np.float32(0.5))
+    assert np.isnan(strided[1::2]).all()

@@ -92,8 +92,6 @@ def launch_cpu(
     tensors: dict[str, HostTensor],
     scalars: dict[str, tuple[DataType, Any]],
 ) -> None:
-    if compiled._loaded is None:
-        compiled._loaded = jit.Loaded(compiled.binary, compiled.function)
     buffers = {name: _Buffer(host) for name, host in tensors.items()}
     slots: list[int] = []
     for p in compiled.thread.params:
@@ -109,11 +107,20 @@ def launch_cpu(
             buf = buffers[p.arg]
             value = (buf.shape if p.kind == "dim" else buf.strides)[p.axis]
             slots.append(value % (1 << 64))
+    try:
+        run_slots(compiled, slots, grid)
+    finally:
+        for buf in buffers.values():
+            buf.finish()
+
+
+def run_slots(compiled: CpuKernel, slots: list[int], grid: tuple[int, int, int]) -> None:
+    """Run the blocks on parameters already in their 8-byte slots (also the repeat path)."""
+    if compiled._loaded is None:
+        compiled._loaded = jit.Loaded(compiled.binary, compiled.function)
     ok = runner.run(
         compiled._loaded, slots, grid, compiled.workspace_bytes, serial=compiled.prints
     )
-    for buf in buffers.values():
-        buf.finish()
     if not ok:
         raise LaunchError(
             f"kernel {compiled.name} stopped with a trap",

@@ -1,18 +1,22 @@
 """The repeat-launch path: a launch whose arguments have the same kinds as an earlier one
 (tensor dtypes, ranks, contiguity, alignment, constexpr values) skips specialization and goes
 straight to building the kernel's parameters. Only torch CUDA tensors and plain scalars take
-it; anything else, and every first launch, goes through the full path, which checks
-everything and then records an entry here.
+it on the GPU, numpy arrays of byte-sized dtypes and plain scalars on the CPU; anything else,
+and every first launch, goes through the full path, which checks everything and then records
+an entry here.
 """
 
 from __future__ import annotations
 
 import ctypes
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.runtime.arrays import stride_align
 
@@ -26,6 +30,8 @@ class Entry:
     shared_bytes: int
     plan: tuple[tuple[str, int, int], ...]  # (kind, argument position, axis) per parameter
     scalars: dict[int, DataType]
+    # CPU entries: runs the blocks given the parameters' 8-byte slots and the grid
+    run_host: Callable[[list[int], tuple[int, int, int]], None] | None = None
 
 
 class FastPath:
@@ -53,13 +59,19 @@ class FastPath:
 
     def key(self, values: list, warps: int, device: str) -> tuple | None:
         torch = sys.modules.get("torch")
-        if torch is None:
-            return None
         parts: list[Any] = [warps, device]
         for value, kind in zip(values, self.kinds):
             if kind == "constexpr":
                 parts.append(value)
-            elif type(value) is torch.Tensor:
+            elif type(value) is np.ndarray and kind != "scalar":
+                if not _byte_sized(value.dtype):
+                    return None
+                item = value.itemsize
+                strides = tuple(s // item for s in value.strides)
+                parts.append((value.dtype, value.ndim, not strides or strides[-1] == 1,
+                              value.ctypes.data & 15 == 0, stride_align(strides, item * 8),
+                              "host"))  # fmt: skip
+            elif torch is not None and type(value) is torch.Tensor:
                 if not value.is_cuda:
                     return None
                 strides = value.stride()
@@ -77,6 +89,8 @@ class FastPath:
         return tuple(parts)
 
     def launch(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
+        if entry.run_host is not None:
+            return self._launch_host(entry, values, grid)
         torch = sys.modules["torch"]
         params: list[Any] = []
         for kind, position, axis in entry.plan:
@@ -95,6 +109,41 @@ class FastPath:
         stream = current_stream(torch)
         entry.function.launch_prepared(grid, entry.block, entry.shared_bytes, params, stream)
         return True
+
+
+    def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
+        slots: list[int] = []
+        for kind, position, axis in entry.plan:
+            value = values[position]
+            if kind == "tensor":
+                slots.append(value.ctypes.data)
+            elif kind == "dim":
+                slots.append(value.shape[axis])
+            elif kind == "stride":
+                slots.append((value.strides[axis] // value.itemsize) % (1 << 64))
+            else:
+                arg = scalar_arg(entry.scalars[position], value)
+                if arg is None:
+                    return False
+                word = ctypes.c_uint64(0)
+                ctypes.memmove(ctypes.addressof(word), ctypes.addressof(arg), ctypes.sizeof(arg))
+                slots.append(word.value)
+        entry.run_host(slots, grid)
+        return True
+
+
+_BYTE_SIZED: dict[np.dtype, bool] = {}
+
+
+def _byte_sized(dtype: np.dtype) -> bool:
+    """Whether a numpy dtype holds one tilevm element per item at full width (not ml_dtypes'
+    one-byte int4 and friends, which the CPU reads packed)."""
+    if dtype not in _BYTE_SIZED:
+        try:
+            _BYTE_SIZED[dtype] = dts.dtype(dtype).bits == dtype.itemsize * 8
+        except Exception:
+            _BYTE_SIZED[dtype] = False
+    return _BYTE_SIZED[dtype]
 
 
 def current_stream(torch: Any) -> int:
