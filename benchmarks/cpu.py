@@ -125,8 +125,8 @@ def matmul_direct(a: tv.Tensor[tv.f32], b: tv.Tensor[tv.f32], c: tv.Tensor[tv.f3
 class Timer:
     """Median seconds of runs of several callables, each warmed up once. Runs alternate between
     the callables (both see the same machine load) unless ``grouped``: then each callable's runs
-    come together, so that BLAS threads still spinning after numpy's matmul do not compete with
-    the CPU backend's workers."""
+    come together, so that OpenBLAS threads, which spin for about 0.1 s after each call, do not
+    take cores from the CPU backend's workers (on 2 cores that slowed its matmul 1.5-2x)."""
 
     def __init__(self, runs: int, budget_s: float) -> None:
         self.runs = runs
@@ -134,7 +134,11 @@ class Timer:
 
     def __call__(self, *fns: Callable[[], object], grouped: bool = False) -> list[float]:
         if grouped:
-            return [self(fn)[0] for fn in fns]
+            results = []
+            for fn in fns:
+                results += self(fn)
+                time.sleep(0.3)  # as above: idle BLAS threads before the next callable
+            return results
         for fn in fns:
             fn()
         times: list[list[float]] = [[] for _ in fns]
@@ -376,6 +380,7 @@ def matmul_size(a: np.ndarray, b: np.ndarray, configs, sweep: Timer, timer: Time
     size = a.shape[0]
     c = np.empty((size, size), np.float32)
     ref = a.astype(np.float64) @ b.astype(np.float64)
+    time.sleep(0.3)  # BLAS threads spin for a while after a call; let them go idle first
     flops = 2 * size**3
 
     def make(cfg):

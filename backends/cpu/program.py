@@ -302,6 +302,7 @@ class _Builder:
                 nodes.append(BlockLoop(s.var, s.start, s.stop, s.step, self.build(s.body)))
                 nodes.append(Region())
             elif isinstance(s, t.IfThen):
+                _check_uniform(s.cond)
                 then = self.build(s.then, in_block_loop)
                 orelse = self.build(s.orelse, in_block_loop)
                 nodes += [BlockIf(s.cond, then, orelse), Region()]
@@ -372,6 +373,13 @@ def _swap(e: t.Expr, replaced: dict[int, t.Expr]) -> t.Expr:
         if new is not value:
             changes[f.name] = new
     return dataclasses.replace(e, **changes) if changes else e
+
+
+def _check_uniform(cond: t.Expr) -> None:
+    """A condition around a cut runs once per block, as thread 0: it must not depend on the
+    thread (the VM's control flow is block-uniform; a lowering that broke that is a bug)."""
+    if any(isinstance(x, t.Sym) and x.name == "tid" for x in walk_expr(cond)):
+        raise AssertionError(f"a barrier or collective under a per-thread condition: {cond!r}")
 
 
 def _breaks(s: t.Stmt) -> bool:

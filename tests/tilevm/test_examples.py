@@ -24,7 +24,9 @@ def load(name: str):
 
 
 # None: the default device, which is the CPU for numpy arrays
-EXECUTORS = pytest.mark.parametrize("device", [None, "interp", "cpu:cuda", "cpu:amd"])
+EXECUTORS = pytest.mark.parametrize(
+    "device", [None, "interp", "cpu:cuda", "cpu:amd", "cpu:intel"]
+)
 
 
 @EXECUTORS
