@@ -1,8 +1,9 @@
 """A first look at tilevm: a kernel, data types of any width, and the layout algebra.
 
-Runs a kernel on the CPU (the default device for numpy arrays) and on the reference interpreter; quantizes random weights to 3-bit integers and to the
-6-bit float f6e3m2fn and packs them the way a GPU kernel loads them; and shows how a tile is
-spread over a warp's threads, including the tensor-core fragment a 16x16 f16 operand must have.
+Runs a kernel on the CPU (the default device for numpy arrays) and on the reference
+interpreter; quantizes random weights to 3-bit integers and to the 6-bit float f6e3m2fn and packs
+them the way a GPU kernel loads them; and shows how a tile is spread over a warp's threads,
+including the tensor-core fragment a 16x16 f16 operand must have.
 """
 
 from __future__ import annotations

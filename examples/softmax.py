@@ -16,7 +16,9 @@ def softmax(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32], BLOCK: tv.constexpr):
     tv.store(out, e / tv.sum(e, axis=1, keepdims=True), [row, 0])
 
 
-def run(rows: int = 33, cols: int = 300, device: str | None = None, seed: int | None = None) -> float:
+def run(
+    rows: int = 33, cols: int = 300, device: str | None = None, seed: int | None = None
+) -> float:
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal((rows, cols)) * 4).astype(np.float32)
     out = np.full_like(x, np.nan)

@@ -236,7 +236,9 @@ class Launcher:
         if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, self.grid):
             return
         device = devices.resolve(device, [*args, *kwargs.values()])
-        specs, values, hosts = self.kernel.specialize(args, kwargs, on_device=device.startswith("cuda"))
+        specs, values, hosts = self.kernel.specialize(
+            args, kwargs, on_device=device.startswith("cuda")
+        )
         ir = self.kernel.compile_ir(specs, warps)
         if min(self.grid) == 0:
             return

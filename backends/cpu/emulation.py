@@ -98,7 +98,9 @@ class Emulation:
 
         def row(i: ir.Value) -> None:
             def col(j: ir.Value) -> None:
-                out = b.gep(c_mat, [b.add(b.mul(i, ir.Constant(I32, n)), j)], source_etype=LLVM[work])
+                out = b.gep(
+                    c_mat, [b.add(b.mul(i, ir.Constant(I32, n)), j)], source_etype=LLVM[work]
+                )
 
                 def step(kk: ir.Value) -> None:
                     x = b.load(b.gep(a_mat, [b.add(b.mul(i, ir.Constant(I32, k)), kk)],

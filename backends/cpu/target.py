@@ -38,7 +38,8 @@ def target_for(device: str) -> Target:
     if vendor not in EMULATED:
         raise DeviceError(
             f"the CPU cannot emulate {emulated!r}",
-            expected="'cpu', or 'cpu:' + one of " + ", ".join(repr(v) for v in EMULATED)
+            expected="'cpu', or 'cpu:' + one of "
+            + ", ".join(repr(v) for v in EMULATED)
             + " (optionally with an arch, e.g. 'cpu:amd-gfx90a')",
             found=repr(device),
             code="no-device",

@@ -214,8 +214,14 @@ def test_object_code_is_cached_on_disk_across_processes(tmp_path) -> None:
     env = {**os.environ, **env}
     root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
     runs = [
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       env=env, cwd=root, check=True).stdout.strip()  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=root,
+            check=True,
+        ).stdout.strip()  # fmt: skip
         for _ in range(2)
     ]
     assert runs == ["compiled", "cached"]

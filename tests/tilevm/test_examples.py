@@ -24,9 +24,7 @@ def load(name: str):
 
 
 # None: the default device, which is the CPU for numpy arrays
-EXECUTORS = pytest.mark.parametrize(
-    "device", [None, "interp", "cpu:cuda", "cpu:amd", "cpu:intel"]
-)
+EXECUTORS = pytest.mark.parametrize("device", [None, "interp", "cpu:cuda", "cpu:amd", "cpu:intel"])
 
 
 @EXECUTORS

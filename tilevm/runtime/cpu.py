@@ -118,9 +118,7 @@ def run_slots(compiled: CpuKernel, slots: list[int], grid: tuple[int, int, int])
     """Run the blocks on parameters already in their 8-byte slots (also the repeat path)."""
     if compiled._loaded is None:
         compiled._loaded = jit.Loaded(compiled.binary, compiled.function)
-    ok = runner.run(
-        compiled._loaded, slots, grid, compiled.workspace_bytes, serial=compiled.prints
-    )
+    ok = runner.run(compiled._loaded, slots, grid, compiled.workspace_bytes, serial=compiled.prints)
     if not ok:
         raise LaunchError(
             f"kernel {compiled.name} stopped with a trap",

@@ -110,7 +110,6 @@ class FastPath:
         entry.function.launch_prepared(grid, entry.block, entry.shared_bytes, params, stream)
         return True
 
-
     def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
         slots: list[int] = []
         for kind, position, axis in entry.plan:
