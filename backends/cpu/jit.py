@@ -101,3 +101,4 @@ class Loaded:
             ctypes.c_void_p, ctypes.c_void_p,
         )  # fmt: skip
         self.function = signature(self.address)
+        self.workspaces: list = []  # reused across launches, one per range in flight

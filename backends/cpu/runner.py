@@ -39,6 +39,14 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def _take(loaded: Loaded, size: int) -> np.ndarray:
+    """A workspace no other range is using (list pop and append are atomic)."""
+    try:
+        return loaded.workspaces.pop()
+    except IndexError:
+        return np.empty(max(size, 64), np.uint8)
+
+
 def run(
     loaded: Loaded,
     slots: list[int],
@@ -53,12 +61,15 @@ def run(
     parts = 1 if serial else min(total, workers())
 
     def chunk(first: int, last: int) -> int:
-        workspace = np.empty(max(workspace_bytes, 64), np.uint8)
+        workspace = _take(loaded, workspace_bytes)
         status = ctypes.c_int32(0)
-        loaded.function(
-            ctypes.addressof(args), first, last, ctypes.addressof(dims),
-            workspace.ctypes.data, ctypes.addressof(status),
-        )  # fmt: skip
+        try:
+            loaded.function(
+                ctypes.addressof(args), first, last, ctypes.addressof(dims),
+                workspace.ctypes.data, ctypes.addressof(status),
+            )  # fmt: skip
+        finally:
+            loaded.workspaces.append(workspace)  # free for the next range or launch
         return status.value
 
     if parts <= 1:
