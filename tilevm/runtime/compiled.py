@@ -35,8 +35,22 @@ def _version() -> str:
         return "0+unknown"
 
 
+class LaunchShape:
+    """Block size and shared memory, read from the thread program (``self.thread``)."""
+
+    thread: ThreadKernel
+
+    @property
+    def num_threads(self) -> int:
+        return self.thread.num_threads
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.thread.shared_bytes
+
+
 @dataclass
-class CompiledKernel:
+class CompiledKernel(LaunchShape):
     """One specialization built for one GPU arch: its source, binary and launch shape."""
 
     name: str
@@ -47,14 +61,6 @@ class CompiledKernel:
     lowered: Lowered
     cached: bool = False  # the binary came from the disk cache
     _function: Any = field(default=None, repr=False)
-
-    @property
-    def num_threads(self) -> int:
-        return self.thread.num_threads
-
-    @property
-    def shared_bytes(self) -> int:
-        return self.thread.shared_bytes
 
     def sass(self) -> str:
         return disasm.sass(self.binary)

@@ -26,12 +26,12 @@ from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides
 from tilevm.runtime.cache import DiskCache
-from tilevm.runtime.compiled import _version, facts_of
+from tilevm.runtime.compiled import LaunchShape, _version, facts_of
 from tilevm.runtime.fast_launch import scalar_arg
 
 
 @dataclass
-class CpuKernel:
+class CpuKernel(LaunchShape):
     """One specialization built for the CPU (``device``: "cpu" or "cpu:<emulated target>")."""
 
     name: str
@@ -50,14 +50,6 @@ class CpuKernel:
     @property
     def arch(self) -> str:
         return self.target.name
-
-    @property
-    def num_threads(self) -> int:
-        return self.thread.num_threads
-
-    @property
-    def shared_bytes(self) -> int:
-        return self.thread.shared_bytes
 
     def optimized_ir(self) -> str:
         return jit.optimized_ir(self.source)
