@@ -25,6 +25,7 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -219,12 +220,19 @@ def host_info(workers: int) -> list[str]:
     except AttributeError:  # pragma: no cover - not Linux
         usable = os.cpu_count() or 1
     llvm_version = ".".join(map(str, llvm.llvm_version_info))
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)), check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
     return [
         f"host: {cpu_model()} (LLVM host cpu {llvm.get_host_cpu_name()}), "
         f"{usable} usable cores, tilevm CPU workers: {workers}",
         f"numpy {np.__version__}, BLAS: {blas_info()}",
         f"llvmlite {llvmlite.__version__} (LLVM {llvm_version}), "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}, tilevm commit {commit}",
         f"date: {datetime.date.today().isoformat()}, load average before the run: "
         + " ".join(f"{v:.2f}" for v in os.getloadavg()),
     ]
