@@ -214,17 +214,30 @@ class Helpers:
 
     # ----- bit-packed tensors ----------------------------------------------------------------
     def _load_bits(self, key: str, c: str) -> ir.Function:
+        """Bits ``[pos, pos + bits)`` of the bytes at ``p``; an element of up to 32 bits spans
+        at most 5 bytes, and only those it spans are read (the last may end the buffer)."""
+
         def body(b: ir.IRBuilder, p: ir.Value, pos: ir.Value, nbits: ir.Value) -> None:
             q = b.gep(p, [b.ashr(pos, ir.Constant(I64, 3))], source_etype=I8)
             shift = b.trunc(b.and_(pos, ir.Constant(I64, 7)), I32)
-            word = ir.Constant(I32, 0)
-            for k in range(3):  # an element of up to 8 bits spans at most 2 bytes; 16 bits, 3
-                byte = b.zext(b.load(b.gep(q, [ir.Constant(I32, k)], source_etype=I8), typ=I8), I32)
-                need = b.icmp_signed(">", b.add(shift, nbits), ir.Constant(I32, 8 * k))
-                word = b.or_(word, b.select(need, b.shl(byte, ir.Constant(I32, 8 * k)),
-                                            ir.Constant(I32, 0)))  # fmt: skip
-            mask = b.sub(b.shl(ir.Constant(I32, 1), nbits), ir.Constant(I32, 1))
-            b.ret(b.and_(b.lshr(word, shift), mask))
+            end = b.add(shift, nbits)
+            word: ir.Value = b.zext(b.load(q, typ=I8), I64)
+            for k in range(1, 5):
+                fn = b.function
+                read, done = fn.append_basic_block(f"byte{k}"), fn.append_basic_block(f"had{k}")
+                before = b.block
+                b.cbranch(b.icmp_signed(">", end, ir.Constant(I32, 8 * k)), read, done)
+                b.position_at_end(read)
+                byte = b.load(b.gep(q, [ir.Constant(I32, k)], source_etype=I8), typ=I8)
+                more = b.or_(word, b.shl(b.zext(byte, I64), ir.Constant(I64, 8 * k)))
+                b.branch(done)
+                b.position_at_end(done)
+                merged = b.phi(I64)
+                merged.add_incoming(word, before)
+                merged.add_incoming(more, read)
+                word = merged
+            mask = b.sub(b.shl(ir.Constant(I64, 1), b.zext(nbits, I64)), ir.Constant(I64, 1))
+            b.ret(b.trunc(b.and_(b.lshr(word, b.zext(shift, I64)), mask), I32))
 
         return self._define(key, I32, [PTR, I64, I32], body)
 

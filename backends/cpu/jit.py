@@ -68,11 +68,12 @@ def compile_object(llvm_ir: str) -> bytes:
 
 def _tuning() -> llvm.PipelineTuningOptions:
     options = llvm.create_pipeline_tuning_options(speed_level=3)
-    # SLP packs each thread's straight-line slot code into vectors; the loop vectorizer
-    # (across threads) measured slower here, and with both on LLVM 22 aborts in instruction
-    # selection on some kernels (a 6-bit float compared with its own round trip).
+    # No vectorizer passes: each thread's runs are already explicit vector accesses. Across
+    # threads the loop vectorizer measured slower here; with it and SLP on, LLVM 22 aborted in
+    # instruction selection (a 6-bit float compared with its own round trip), and SLP alone
+    # miscompiled floor division chains on odd-width signed integers on this host (znver5).
     options.loop_vectorization = False
-    options.slp_vectorization = True
+    options.slp_vectorization = False
     return options
 
 

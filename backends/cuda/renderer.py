@@ -116,10 +116,9 @@ template <typename T, int B, bool S> TV_INLINE T tv_f2i(double x) {
 TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
     const uint8_t* q = p + (pos >> 3);
     int shift = (int)(pos & 7);
-    uint32_t w = q[0];
-    if (shift + bits > 8) w |= (uint32_t)q[1] << 8;
-    if (shift + bits > 16) w |= (uint32_t)q[2] << 16;
-    return (w >> shift) & ((1u << bits) - 1u);
+    unsigned long long w = q[0];  // up to 32 bits from bit 7 on: five bytes, read as needed
+    for (int k = 1; k < 5 && shift + bits > 8 * k; ++k) w |= (unsigned long long)q[k] << (8 * k);
+    return (uint32_t)((w >> shift) & ((1ull << bits) - 1ull));
 }
 // Neighbouring elements share bytes with other threads: update 32-bit words atomically.
 TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code) {

@@ -221,10 +221,9 @@ def test_generators_are_deterministic() -> None:
 
 
 # ----- known mismatches -------------------------------------------------------------------------
-# The generators steer around these (``program_gen.known_mismatch``, the shift counts and the
-# six-bit palette in ``program_gen``). Each is kept minimized to a kernel of one or two lines,
-# and the conversions and the abort also as generated programs (fixed seeds). Strict: a fix makes
-# them pass, which fails until the mark goes.
+# The generators steer around these (``program_gen.known_mismatch`` and the shift counts). Each
+# is kept minimized to a kernel of a line or two, and the conversions also as generated programs
+# (fixed seeds). Strict: a fix makes them pass, which fails until the mark goes.
 
 CPU_INT_THROUGH_F32 = (
     "cpu backend: an integer of more than 24 bits converted to a narrow float of wide range "
@@ -250,7 +249,6 @@ UNSIGNED_SHIFT_BY_WIDTH = (
     "n to 31, as the CUDA helper tv_shr does); on u64 both give the top bit, on narrower "
     "unsigned types both give 0"
 )
-
 KNOWN = [
     pytest.param(tv.i32, tv.bf16, id="i32-bf16", marks=pytest.mark.xfail(
         strict=True, reason=CPU_INT_THROUGH_F32)),
@@ -350,6 +348,28 @@ def shift_right(x: tv.Tensor, count: tv.Tensor, out: tv.Tensor, N: tv.constexpr)
     tv.store(out, tv.load(x, [0], [N]) >> tv.load(count, [0], [N]), [0])
 
 
+@tv.kernel
+def floor_chain(x: tv.Tensor, f: tv.Tensor[tv.f16], out: tv.Tensor, N: tv.constexpr):
+    v = tv.load(x, [0], [N]) % tv.load(f, [0], [N]).to(x.dtype)  # f = 0.1: x % 0 is x
+    tv.store(out, ((-7) // (v - 6)) % v, [0])
+
+
+# Once wrong on the CPU: SLP-vectorized O3 code on odd-width signed integers (i12), and packed
+# elements of more than 17 bits read from three bytes instead of up to five (i25).
+@pytest.mark.parametrize("dt", [tv.i12, tv.i25], ids=str)
+def test_floor_division_chains_on_odd_width_integers(dt) -> None:
+    x = np.asarray([1447, 8, 5, 1004, -3, 3, 7, -301] * 4)
+    f = np.full(32, 0.1, np.float16)
+
+    def launch(device: str) -> np.ndarray:
+        out = tv.PackedArray.from_values(np.full(32, 7), dt)
+        floor_chain[1,](tv.PackedArray.from_values(x, dt), f, out, N=32, device=device)
+        return out.values()
+
+    interp, cpu = on_both(launch)
+    np.testing.assert_array_equal(cpu, interp)
+
+
 @pytest.mark.xfail(strict=True, reason=UNSIGNED_SHIFT_BY_WIDTH)
 def test_unsigned_right_shift_by_the_width() -> None:
     x = np.full(32, 0xFFFFFFFC, np.uint32)
@@ -391,6 +411,6 @@ def test_six_bit_float_round_trip_compiles(tmp_path, worker: Worker) -> None:
 
 
 def test_generated_six_bit_round_trip_compiles(tmp_path, worker: Worker) -> None:
-    program = pg.generate("elementwise", 16, 42, avoid_known=False)  # as found
+    program = pg.generate("elementwise", 16, 42)  # as found
     assert "f6e2m3fn" in program.source and "BLOCK: tv.constexpr = 1024" in program.source
     differential(program, ("interp", "cpu"), tmp_path, worker)
