@@ -1,7 +1,7 @@
 """The CPU backend against numpy on this host, side by side in one run: elementwise kernels,
 row reductions and softmax, and a tiled f32 matmul against numpy's BLAS.
 
-    python3 benchmarks/cpu.py                 (full: about 5 minutes on 2 cores)
+    python3 benchmarks/cpu.py                 (full: about 1.5 minutes on an idle 2-core host)
     python3 benchmarks/cpu.py --quick         (smaller sizes, fewer configs)
     python3 benchmarks/cpu.py --sizes 1e6,1e7 --threads 2 --only elementwise
 
@@ -14,7 +14,10 @@ tilevm time / numpy time: below 1 means tilevm is faster. GB/s counts the bytes 
 (inputs read once, outputs written once); numpy's temporaries move more than that.
 
 numpy's elementwise ufuncs run on one core; its matmul runs on BLAS's threads. ``--threads``
-sets ``TILEVM_CPU_THREADS`` (the CPU backend's worker count; default: the usable cores).
+sets ``TILEVM_CPU_THREADS`` (the CPU backend's worker count; default: the usable cores);
+``--threads 1`` compares one core with one core for the elementwise kernels and reductions.
+On a small host, other busy processes change every figure: the load average is printed before
+and after the run.
 """
 
 from __future__ import annotations
