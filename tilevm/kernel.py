@@ -239,7 +239,8 @@ class Launcher:
         specs, values, hosts = self.kernel.specialize(
             args, kwargs, on_device=device.startswith("cuda")
         )
-        ir = self.kernel.compile_ir(specs, warps)
+        warp_size = target_for(device).warp_size if device.startswith("cpu") else WARP_SIZE
+        ir = self.kernel.compile_ir(specs, warps, warp_size)  # compile errors even for empty grids
         if min(self.grid) == 0:
             return
         if device == "interp":

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from tilevm.dtypes import DataType
-from tilevm.lowering.exprs import compute_type
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F32, F64, F16 = ir.FloatType(), ir.DoubleType(), ir.HalfType()
@@ -56,11 +55,6 @@ def compute(dt: DataType) -> str:
     named = {"f32": "float", "f64": "double", "i32": "i32", "u32": "u32", "i64": "i64",
              "u64": "u64", "u1": "bool"}  # fmt: skip
     return named.get(dt.name) or storage(dt)
-
-
-def arith(dt: DataType) -> str:
-    """The C type arithmetic on a value of ``dt`` is done in."""
-    return compute(compute_type(dt))
 
 
 def is_float(c: str) -> bool:

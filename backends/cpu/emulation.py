@@ -17,7 +17,8 @@ import numpy as np
 from llvmlite import ir
 
 from tilevm.backends.cpu import c_types as ct
-from tilevm.backends.cpu.c_types import I16, I32, I64, LLVM, PTR, Value, convert
+from tilevm.backends.cpu.c_types import I16, I32, LLVM, PTR, Value, convert
+from tilevm.dtypes import dtype
 from tilevm.layouts.atoms import MmaAtom
 from tilevm.lowering.target import Target
 
@@ -59,8 +60,6 @@ class Emulation:
         """``C += A @ B`` for one warp, with the atom's fragments."""
         fn, b = self._function(f"tv_emulate_{fn_name}", 3)
         c_lanes, a_lanes, b_lanes = fn.args
-        from tilevm.dtypes import dtype
-
         in_c = ct.storage(dtype(atom.input_dtypes[0]))
         acc_c = ct.storage(dtype(atom.acc_dtype))
         work = "float" if ct.is_float(acc_c) else "i32"
@@ -173,6 +172,3 @@ def _counted(b: ir.IRBuilder, n: int, body) -> None:
     i.add_incoming(nxt, b.block)
     b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I32, n)), head, done)
     b.position_at_end(done)
-
-
-__all__ = ["Emulation", "I64"]
