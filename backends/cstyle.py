@@ -162,9 +162,11 @@ class CStyleRenderer:
         if e.dtype.is_float or isinstance(e.value, float):
             return self.float_literal(float(e.value), e.dtype)
         value = int(e.value)
+        if e.dtype.kind == "uint" and e.dtype.bits == 32 and 0 <= value < 2**32:
+            return f"{value:#x}u" if value > 9 else f"{value}u"  # bit masks read best in hex
         if e.dtype.bits > 32 or not -(2**31) <= value < 2**31:
             return f"{value}ll" if e.dtype.kind == "int" else f"{value}ull"
-        return f"{value}u" if e.dtype.kind == "uint" and e.dtype.bits == 32 else str(value)
+        return str(value)
 
     def float_literal(self, value: float, dt: DataType) -> str:
         double = dt.bits == 64

@@ -142,6 +142,16 @@ def replica_guard(layout: RegisterLayout, tid: Expr) -> Expr | None:
 Project = Callable[[tuple[np.ndarray, ...]], tuple[np.ndarray, ...]]
 
 
+def broadcast_project(out_shape: Sequence[int], shape: Sequence[int]) -> Project:
+    """The operand index a broadcast reads for each result index (numpy broadcasting)."""
+    skip = len(out_shape) - len(shape)
+
+    def project(index: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(np.zeros_like(i) if n == 1 else i for i, n in zip(index[skip:], shape))
+
+    return project
+
+
 def slot_map(src: RegisterLayout, dst: RegisterLayout, project: Project) -> Callable[[Expr], Expr]:
     """For a slot ``i`` of ``src``, the slot of ``dst`` (held by the same thread) that holds
     ``project(index of i)``. The map must not depend on the thread; it is returned as digit
@@ -164,6 +174,11 @@ def slot_map(src: RegisterLayout, dst: RegisterLayout, project: Project) -> Call
         return out
 
     return build
+
+
+def slot_table(src: RegisterLayout, dst: RegisterLayout) -> np.ndarray:
+    """For each slot of ``src``, the slot of ``dst`` (same thread) holding the same element."""
+    return _slot_table(src, dst, lambda index: index)
 
 
 def _slot_table(src: RegisterLayout, dst: RegisterLayout, project: Project) -> np.ndarray:

@@ -22,10 +22,12 @@ from tilevm.layouts import RegisterLayout
 from tilevm.lowering.layout_defaults import dot_layout, vector_layout
 from tilevm.lowering.layout_rules import (
     BACKWARD,
+    ELEMENTWISE,
     FLEXIBLE_OPERANDS,
     FORWARD,
     FREE_RESULT,
     is_tile,
+    reads_in_place,
     try_reshape,
 )
 from tilevm.lowering.target import Target
@@ -74,7 +76,39 @@ class _Solver:
         for var in list(self.producer):
             if var not in self.layouts:
                 self.assign(var, self.vector(var))
+        for stmt in reversed(stmts):
+            if isinstance(stmt, Instr) and stmt.op in ELEMENTWISE and is_tile(stmt.out):
+                self.settle_elementwise(stmt)
         return self.layouts
+
+    def settle_elementwise(self, ins: Instr) -> None:
+        """Compute an elementwise result directly in the layout its users need when its operands
+        can be read in place from there (the layouts differ only in each thread's slot order):
+        the permutation then costs nothing, where converting the result afterwards would move it
+        through registers or shared memory, and the instruction sees its users' slot order (a
+        cast can pair the slots its user reads as one register)."""
+        out = ins.out
+        wanted = {w for w in self.wanted_by_users(out) if w is not None}
+        if len(wanted) != 1:
+            return
+        (layout,) = wanted
+        if layout == self.layouts[out] or layout.num_threads != self.kernel.num_threads:
+            return
+        if all(reads_in_place(layout, self.layouts[a]) for a in ins.args if is_tile(a)):
+            self.layouts[out] = layout
+
+    def wanted_by_users(self, var: Var) -> Iterator[RegisterLayout | None]:
+        """The layout each user of ``var`` needs it in (None: any)."""
+        for user in self.uses.get(var, []):
+            if isinstance(user, Assign):
+                yield self.layouts.get(user.target)
+            elif user.op in ("annotate", "convert"):
+                yield self.layouts.get(user.out)
+            elif user.op in FLEXIBLE_OPERANDS or user.out is None or not is_tile(user.out):
+                yield None
+            else:
+                wanted = BACKWARD[user.op](user, self.layouts[user.out], self.target)
+                yield from (w for a, w in zip(user.args, wanted) if a is var)
 
     def vector(self, var: Var) -> RegisterLayout:
         t = var.type
@@ -177,10 +211,19 @@ class _Rewriter:
         return tuple(out)
 
     def convert(
-        self, op: Operand, layout: RegisterLayout | None, user: Stmt, out: list[Stmt]
+        self,
+        op: Operand,
+        layout: RegisterLayout | None,
+        user: Stmt,
+        out: list[Stmt],
+        result: RegisterLayout | None = None,
     ) -> Operand:
+        """``op`` in ``layout`` (a ``convert`` if needed). ``result``: the layout of an
+        elementwise user's result, which reads operands in place where it can."""
         new = self.operand(op)
         if layout is None or not is_tile(op) or new.type.layout == layout:
+            return new
+        if result is not None and reads_in_place(result, new.type.layout):
             return new
         t = new.type
         converted = Var(f"{op.name}.cvt", TileType(t.dtype, t.shape, layout))
@@ -199,9 +242,14 @@ class _Rewriter:
             if result is not None and is_tile(result) and ins.op not in FLEXIBLE_OPERANDS
             else [None] * len(ins.args)
         )
-        args = tuple(self.convert(a, w, ins, out) for a, w in zip(ins.args, wanted))
+        in_place = result.type.layout if ins.op in ELEMENTWISE and is_tile(result) else None
+        args = tuple(self.convert(a, w, ins, out, in_place) for a, w in zip(ins.args, wanted))
         natural = None
-        if result is not None and is_tile(result) and ins.op not in FREE_RESULT:
+        if in_place is not None and all(
+            reads_in_place(in_place, a.type.layout) for a in args if is_tile(a)
+        ):
+            pass  # computed where its users need it, reading the operands in place
+        elif result is not None and is_tile(result) and ins.op not in FREE_RESULT:
             natural = FORWARD[ins.op](ins, [a.type.layout if is_tile(a) else None for a in args])
         if natural is not None and natural != result.type.layout:
             # the result's users settled on another layout: compute, then convert

@@ -15,13 +15,16 @@ differs from what its user needs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
+from tilevm.errors import CompileError
 from tilevm.ir.nodes import Instr, Operand, Var
 from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout, divide, divisible, local
 from tilevm.layouts.atoms import MmaAtom
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.ops import permute, reduce, reshape
+from tilevm.lowering.exprs import broadcast_project, slot_map
 from tilevm.lowering.target import Target
 
 Layouts = Sequence[RegisterLayout | None]
@@ -50,6 +53,21 @@ def broadcast_layout(out: RegisterLayout, shape: Sequence[int]) -> RegisterLayou
     dims = [d for d in range(rank) if padded[d] == 1 and out.shape[d] != 1]
     layout = reduce(out, dims, keepdims=True) if dims else out
     return layout if len(shape) == rank else reshape(layout, shape)
+
+
+@lru_cache(maxsize=4096)
+def reads_in_place(out: RegisterLayout, operand: RegisterLayout) -> bool:
+    """Whether an elementwise result of layout ``out`` can read an operand held in ``operand``
+    without moving data: every thread already holds what it needs, at slots that compile-time
+    arithmetic finds (the two layouts differ only in how each thread orders its slots, or in
+    broadcasting). Such an operand needs no conversion."""
+    if operand == out or operand.num_threads != out.num_threads:
+        return operand == out
+    try:
+        slot_map(out, operand, broadcast_project(out.shape, operand.shape))
+    except CompileError:
+        return False
+    return True
 
 
 def try_reshape(layout: RegisterLayout, shape: Sequence[int]) -> RegisterLayout | None:
@@ -110,15 +128,8 @@ def _elementwise_backward(
     return [broadcast_layout(out, op.type.shape) if is_tile(op) else None for op in ins.args]
 
 
-rule(
-    "binary",
-    "compare",
-    "unary",
-    "where",
-    "cast",
-    forward=_elementwise_forward,
-    backward=_elementwise_backward,
-)
+ELEMENTWISE = frozenset({"binary", "compare", "unary", "where", "cast"})
+rule(*sorted(ELEMENTWISE), forward=_elementwise_forward, backward=_elementwise_backward)
 
 
 def _free(ins: Instr, operands: Layouts) -> RegisterLayout | None:

@@ -120,6 +120,8 @@ class Lowerer:
         self._bodies: list[list[t.Stmt]] = [[]]
         self._line: int | None = None
         self.tid = t.Sym("tid")
+        self.views: dict[Var, Var] = {}  # a view's result -> the tile whose bits it reads
+        self.carried: set[Var] = set()  # values that Assign changes (not read through views)
 
     # ----- statement lists --------------------------------------------------------------------
     def emit(self, stmt: t.Stmt) -> None:
@@ -228,6 +230,8 @@ class Lowerer:
         """Variables given new values by ``Assign`` are declared once, up front, so they outlive
         the branches and loops that assign them."""
         for stmt in stmts:
+            if isinstance(stmt, Assign):
+                self.carried.add(stmt.target)
             if isinstance(stmt, Assign) and stmt.target not in self.names.of:
                 v = stmt.target
                 size = v.type.layout.local_size if isinstance(v.type, TileType) else None

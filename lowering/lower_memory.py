@@ -20,7 +20,8 @@ from tilevm.ir.nodes import Instr, Operand, Var
 from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout, SharedLayout
 from tilevm.lowering import thread_ir as t
-from tilevm.lowering.exprs import add, all_of, cmp, const, coords, mul
+from tilevm.lowering.exprs import add, all_of, cmp, const, coords, mul, slot_map
+from tilevm.lowering.layout_rules import reads_in_place
 from tilevm.lowering.lower import Lowerer, TensorFacts, lowers
 
 NATIVE_BITS = (8, 16, 32, 64)
@@ -296,8 +297,13 @@ def row_major(shape: Sequence[int]) -> SharedLayout:
     return SharedLayout(tuple(shape), tuple(strides))
 
 
+def in_registers(src: RegisterLayout, out: RegisterLayout) -> bool:
+    """A conversion where every thread already holds what it needs: register moves only."""
+    return src.shape == out.shape and reads_in_place(out, src)
+
+
 def conversion_bytes(ins: Instr) -> int:
-    if ins.op != "convert":
+    if ins.op != "convert" or in_registers(ins.args[0].type.layout, ins.out.type.layout):
         return 0
     tile = ins.args[0].type
     return tile.layout.size * max(1, tile.dtype.storage.itemsize)
@@ -306,8 +312,12 @@ def conversion_bytes(ins: Instr) -> int:
 @lowers("convert")
 def _convert(lw: Lowerer, ins: Instr) -> None:
     """Through shared memory in row-major order (which also reshapes): every thread writes what
-    it holds, then reads what it needs."""
+    it holds, then reads what it needs. When each thread holds what it needs already (the two
+    layouts order a thread's slots differently), a copy between its registers."""
     src, out = ins.args[0], ins.out
+    if in_registers(src.type.layout, out.type.layout):
+        _permute_registers(lw, src, out)
+        return
     base = lw.plan.offsets[ins]
     zeros = [const(0)] * len(src.type.shape)
     lw.emit(t.Barrier())  # the scratch bytes may still be read by an earlier user
@@ -321,6 +331,15 @@ def _convert(lw: Lowerer, ins: Instr) -> None:
         lw, row_major(out.type.shape), base, out.type.dtype, out.type.layout, zeros, [0] * 8
     )
     shared_load(lw, out, read)
+
+
+def _permute_registers(lw: Lowerer, src: Var, out: Var) -> None:
+    permute = slot_map(out.type.layout, src.type.layout, lambda index: index)
+    name, source, dtype = lw.declare_tile(out), lw.name(src), out.type.dtype
+    lw.slots(
+        out.type.layout.local_size,
+        lambda i: lw.emit(t.Set(t.Elem(name, i, dtype), t.Elem(source, permute(i), dtype))),
+    )
 
 
 def _printable(value: t.Expr, dtype: DataType) -> tuple[str, t.Expr]:

@@ -8,10 +8,7 @@ is a compile-time slot mapping.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
-
-import numpy as np
 
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
@@ -19,21 +16,13 @@ from tilevm.ir.nodes import Instr, Literal, Operand
 from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout
 from tilevm.lowering import thread_ir as t
-from tilevm.lowering.exprs import compute_type, const, coords, slot_map
+from tilevm.lowering.exprs import broadcast_project, compute_type, const, coords, slot_map
 from tilevm.lowering.lower import Lowerer, lowers
+from tilevm.lowering.lower_cast import lower_packed_cast
 
 _BIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "and": "and", "or": "or",
         "xor": "xor"}  # fmt: skip
 _CALL = {"floordiv": "floordiv", "mod": "mod", "pow": "pow", "maximum": "max", "minimum": "min"}
-
-
-def broadcast_project(out_shape: Sequence[int], shape: Sequence[int]):
-    skip = len(out_shape) - len(shape)
-
-    def project(index: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-        return tuple(np.zeros_like(i) if n == 1 else i for i, n in zip(index[skip:], shape))
-
-    return project
 
 
 @lru_cache(maxsize=1024)
@@ -145,6 +134,8 @@ def convert_value(value: t.Expr, src: DataType, dst: DataType) -> t.Expr:
 
 @lowers("cast")
 def _cast(lw: Lowerer, ins: Instr) -> None:
+    if lower_packed_cast(lw, ins):  # fields of a view: magic numbers on the words beneath
+        return
     src, dst = _dtype(ins.args[0]), ins.out.type.dtype
     elementwise(lw, ins, lambda args: convert_value(args[0], src, dst))
 
@@ -182,6 +173,7 @@ def _view(lw: Lowerer, ins: Instr) -> None:
     it anew. Compile-time shifts and masks (the CUDA compiler turns them into prmt/lop3)."""
     src, out = ins.args[0], ins.out
     a, b = src.type.dtype.bits, out.type.dtype.bits
+    lw.views[out] = src
     name = lw.declare_tile(out)
     word = dts.u64 if max(a, b) > 32 else dts.u32
     n_out = out.type.layout.local_size

@@ -79,7 +79,7 @@ def _check_conversions(conversions: tuple[Conversion, ...], target: Target) -> N
     for conv in conversions:
         t = conv.value.type
         size = t.layout.size * max(1, t.dtype.storage.itemsize)
-        if size <= target.shared_bytes:
+        if size <= target.shared_bytes or lower_memory.in_registers(conv.source, conv.target):
             continue
         producer = conv.producer
         where = f"line {producer.loc.line}" if producer is not None and producer.loc else "?"

@@ -580,6 +580,14 @@ class _Codegen:
             pos = convert(b, self.expr(e.args[1]), "i64").v
             rest = [convert(b, self.expr(a), "u32").v for a in e.args[2:]]
             return Value(b.call(self.helpers.get(fn, "u32"), [p, pos, *rest]), "u32")
+        if fn in ("half2_add", "half2_mul", "bfloat2_add", "bfloat2_mul", "lanes16_eq"):
+            args = [convert(b, self.expr(a), "u32").v for a in e.args]
+            return Value(b.call(self.helpers.get(fn, "u32"), args), "u32")
+        if fn == "store_u32":  # two 16-bit slots of a register array written as one word
+            word = convert(b, self.expr(e.args[1]), "u32")
+            store = b.store(word.v, b.bitcast(self.expr(e.args[0]).v, I32.as_pointer()))
+            store.align = 2  # a 16-bit array's even slot
+            return word
         if fn.startswith("cp_async_"):
             return self.async_copy(e)
         raise AssertionError(f"no LLVM rendering for the intrinsic {fn!r}")  # pragma: no cover

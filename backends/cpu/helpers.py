@@ -16,10 +16,15 @@ from tilevm.backends.cpu.c_types import (
     F64,
     I1,
     I8,
+    I16,
     I32,
     I64,
     LLVM,
     PTR,
+    Value,
+    float_to_bfloat,
+    float_to_half,
+    half_to_float,
     intrinsic,
     is_float,
     is_signed,
@@ -54,6 +59,47 @@ class Helpers:
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         body(b, *fn.args)
         return fn
+
+    # ----- pairs of 16-bit floats in a 32-bit word ---------------------------------------------
+    # Each half is widened to float, combined and rounded once: for + and * of halves or
+    # bfloats that is the correctly rounded result (float has over twice their precision).
+    def _half2_add(self, key: str, c: str) -> ir.Function:
+        return self._pair(key, "half", "fadd")
+
+    def _half2_mul(self, key: str, c: str) -> ir.Function:
+        return self._pair(key, "half", "fmul")
+
+    def _bfloat2_add(self, key: str, c: str) -> ir.Function:
+        return self._pair(key, "bfloat", "fadd")
+
+    def _bfloat2_mul(self, key: str, c: str) -> ir.Function:
+        return self._pair(key, "bfloat", "fmul")
+
+    def _pair(self, key: str, kind: str, op: str) -> ir.Function:
+        def lane(b: ir.IRBuilder, word: ir.Value, shift: int) -> ir.Value:
+            bits = b.trunc(b.lshr(word, ir.Constant(I32, shift)), I16)
+            return half_to_float(b, Value(bits, kind))
+
+        def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> None:
+            out = ir.Constant(I32, 0)
+            for shift in (0, 16):
+                value = getattr(b, op)(lane(b, x, shift), lane(b, y, shift))
+                bits = float_to_half(b, value) if kind == "half" else float_to_bfloat(b, value)
+                out = b.or_(out, b.shl(b.zext(bits, I32), ir.Constant(I32, shift)))
+            b.ret(out)
+
+        return self._define(key, I32, [I32, I32], body)
+
+    def _lanes16_eq(self, key: str, c: str) -> ir.Function:
+        def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> None:
+            out = ir.Constant(I32, 0)
+            for mask in (0xFFFF, 0xFFFF0000):
+                m = ir.Constant(I32, mask)
+                same = b.icmp_unsigned("==", b.and_(x, m), b.and_(y, m))
+                out = b.or_(out, b.select(same, m, ir.Constant(I32, 0)))
+            b.ret(out)
+
+        return self._define(key, I32, [I32, I32], body)
 
     # ----- max / min / abs -------------------------------------------------------------------
     def _max(self, key: str, c: str) -> ir.Function:

@@ -135,6 +135,33 @@ TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code)
     }
 }
 
+// Pairs of 16-bit floats in a 32-bit word (packed-field conversions): one HADD2/HMUL2 each.
+TV_INLINE uint32_t tv_half2_add(uint32_t a, uint32_t b) {
+    __half2 r = __hadd2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+TV_INLINE uint32_t tv_half2_mul(uint32_t a, uint32_t b) {
+    __half2 r = __hmul2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+TV_INLINE uint32_t tv_bfloat2_add(uint32_t a, uint32_t b) {
+    __nv_bfloat162 r = __hadd2(*reinterpret_cast<__nv_bfloat162*>(&a),
+                               *reinterpret_cast<__nv_bfloat162*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+TV_INLINE uint32_t tv_bfloat2_mul(uint32_t a, uint32_t b) {
+    __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&a),
+                               *reinterpret_cast<__nv_bfloat162*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+// 0xffff in each 16-bit lane where a and b agree.
+TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) { return __vcmpeq2(a, b); }
+// Two consecutive 16-bit slots of a register array written as one word.
+template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
+    *reinterpret_cast<uint32_t*>(p) = v;
+    return v;
+}
+
 // Tensor cores, issued in program order (volatile: the generated order of matrix loads and
 // mma keeps register pressure predictable). Fragments are runs of consecutive slots of a
 // register array (declared 16-byte aligned), two 16-bit or four 8-bit elements per register.
