@@ -40,6 +40,8 @@ class CStyleRenderer:
     prelude = ""
     indent = "    "
     array_align = "__align__(16) "
+    # correctly rounded arithmetic on halves and bfloats (never contracted into an fma)
+    half_ops: dict[str, str] = {}
 
     def storage_type(self, dt: DataType) -> str:
         """How an element is held in registers and shared memory."""
@@ -271,6 +273,9 @@ class CStyleRenderer:
 
     def expr_encode(self, e: t.Encode) -> str:
         dst = e.dtype
+        native = self.half_arithmetic(e)
+        if native is not None:
+            return native
         a = self.expr(e.a)
         if dst.name == "f16":
             return self.float_to_half(a)
@@ -318,6 +323,26 @@ class CStyleRenderer:
         if dst.kind == "int" and dst.bits != container_bits(dst.bits):
             return f"({ty})tv_sext<{dst.bits}>((uint32_t)({a}))"
         return f"({ty})({a})"
+
+    def half_arithmetic(self, e: t.Encode) -> str | None:
+        """``a + b``, ``a - b``, ``a * b`` of two halves (or two bfloats) rounded to the same type,
+        computed in that type: one correctly rounded operation is the same number as the VM's
+        float32 operation rounded once (float32 has more than twice their precision), and the GPU
+        compiler pairs such operations on neighbouring slots into one packed instruction."""
+        op = self.half_ops.get(getattr(e.a, "op", None)) if isinstance(e.a, t.Bin) else None
+        if op is None or e.dtype.name not in ("f16", "bf16"):
+            return None
+        args = [self.half_operand(x, e.dtype) for x in (e.a.a, e.a.b)]
+        return None if None in args else f"{op}({args[0]}, {args[1]})"
+
+    def half_operand(self, x: t.Expr, dtype: DataType) -> str | None:
+        if isinstance(x, t.Decode) and x.a.dtype == dtype:
+            return self.expr(x.a)
+        if isinstance(x, t.Const) and isinstance(x.value, (int, float)):
+            value = float(x.value)
+            if dtype.decode(dtype.encode([value]))[0] == value:  # exactly a value of the type
+                return self.expr_encode(t.Encode(t.Const(value, x.dtype), dtype))
+        return None
 
     # half-precision spellings (CUDA's; HIP shares them)
     def half_to_float(self, a: str) -> str:

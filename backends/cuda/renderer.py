@@ -244,6 +244,7 @@ TV_INLINE void tv_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::
 class CudaRenderer(CStyleRenderer):
     kernel_prefix = 'extern "C" __global__'
     prelude = PRELUDE
+    half_ops = {"add": "__hadd_rn", "sub": "__hsub_rn", "mul": "__hmul_rn"}
 
     def kernel_signature(self, kernel, params: str) -> str:
         return (
