@@ -233,10 +233,21 @@ class ExpressionTranslator:
     def expr_Compare(self, node: ast.Compare) -> Any:
         if len(node.ops) != 1:
             raise self.unsupported(node, "a chained comparison", "write (a < b) & (b < c)")
+        if isinstance(node.ops[0], (ast.Is, ast.IsNot)):
+            return self.identity(node)
         op = _CMPOPS.get(type(node.ops[0]))
         if op is None:
             raise self.unsupported(node, f"the comparison {type(node.ops[0]).__name__}")
         return ops.binary(self.b, op, self.expr(node.left), self.expr(node.comparators[0]))
+
+    def identity(self, node: ast.Compare) -> bool:
+        """``a is b`` / ``a is not b`` between compile-time values (``LAYOUT is None``)."""
+        left, right = self.expr(node.left), self.expr(node.comparators[0])
+        if ops.is_runtime(left, right):
+            raise self.unsupported(
+                node, "'is' on a run-time value", "compare run-time values with == or !="
+            )
+        return (left is right) == isinstance(node.ops[0], ast.Is)
 
     def expr_BoolOp(self, node: ast.BoolOp) -> Any:
         values = [self.expr(v) for v in node.values]
