@@ -205,9 +205,13 @@ rule("dot", forward=_dot_forward, backward=_dot_backward)
 
 
 # instructions that take a tile of any layout and produce no tile
-rule("store", "store_shared", "print", forward=_free, backward=_any_operand)
+rule("store", "store_shared", "print", "atomic_add", forward=_free, backward=_any_operand)
+# a scalar atomic: no tile operand, a scalar result
+rule("atomic_fetch_add", forward=_free, backward=_any_operand)
 
 # ops whose result layout does not follow from the operands: inference never overrides them
 FREE_RESULT = frozenset({"load", "load_shared", "full", "arange", "view", "annotate", "convert"})
 # ops whose operands need not match ``backward`` exactly (the lowering handles any layout)
-FLEXIBLE_OPERANDS = frozenset({"annotate", "convert", "store", "store_shared", "print", "reduce"})
+FLEXIBLE_OPERANDS = frozenset(
+    {"annotate", "convert", "store", "store_shared", "print", "reduce", "atomic_add"}
+)

@@ -19,6 +19,7 @@ from tilevm.ir.verify import verify
 # handler modules (lower_matrix_load after lower_memory: its load_shared wraps the plain one)
 from tilevm.lowering import (  # noqa: F401
     lower_async,
+    lower_atomic,
     lower_dot,
     lower_matrix_load,
     lower_memory,
@@ -63,7 +64,11 @@ def lower_kernel(
     _check_conversions(inferred.conversions, target)
 
     def scratch(ins: Instr) -> int:
-        return lower_memory.conversion_bytes(ins) + lower_reduce.reduction_scratch(ins, target)
+        return (
+            lower_memory.conversion_bytes(ins)
+            + lower_reduce.reduction_scratch(ins, target)
+            + lower_atomic.atomic_scratch(ins)
+        )
 
     plan = plan_shared(inferred.kernel, target, scratch)
     divisibility = Divisibility(

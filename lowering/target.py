@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tilevm.ir.types import ATOMIC_ADD_DTYPES
 from tilevm.layouts.atoms import MatrixLoadAtom, MmaAtom
 
 
@@ -28,6 +29,8 @@ class Target:
     # Sizes (bytes) of asynchronous global -> shared copies per thread; () when the target has
     # none (tv.copy_async then copies through registers).
     async_copy_bytes: tuple[int, ...] = ()
+    # Element types global atomic adds exist for (tv.atomic_add); others are compile errors.
+    atomic_add_dtypes: frozenset[str] = ATOMIC_ADD_DTYPES
 
     def __str__(self) -> str:
         return self.name

@@ -36,6 +36,11 @@ _DOCS = {
     "num_blocks": "num_blocks(axis) -> i32: the grid's size along an axis",
     "load": "load(tensor, offsets, shape, other=0) -> tile; elements outside the tensor read other",
     "store": "store(tensor, tile, offsets): elements outside the tensor are not written",
+    "atomic_add": "atomic_add(tensor, value, offsets): atomically tensor[offsets + i] += value[i] "
+    "for each element i of a tile inside the tensor (each once, elements outside untouched); "
+    "with a scalar value, one add at offsets that returns the old value, the same in every "
+    "thread (0 outside the tensor). Relaxed: no order with other memory accesses. Dtypes: "
+    "i32, u32, i64, u64, f32, f64, and f16/bf16 where the target has them",
     "shared": "shared(shape, dtype, layout=None) -> a shared-memory tile",
     "load_shared": "load_shared(shared, offsets=None, shape=None) -> register tile",
     "store_shared": "store_shared(shared, tile, offsets=None)",

@@ -566,6 +566,8 @@ class _Codegen:
             return Value(b.call(self.helpers.get(fn, c), [x, y, nbits]), c)
         if fn == "f2i":
             return self.float_to_int(e)
+        if fn == "atomic_add":
+            return self.atomic_add(e)
         if fn in ("block_id", "num_blocks"):
             axis = int(e.args[0].value)
             return self.block_id[axis] if fn == "block_id" else Value(self.grid_size[axis], "i32")
@@ -609,6 +611,17 @@ class _Codegen:
             wide = b.select(b.icmp_signed(">", wide, ir.Constant(I64, hi)), ir.Constant(I64, hi),
                             wide)  # fmt: skip
         return convert(b, Value(wide, "i64"), c)
+
+    def atomic_add(self, e: t.Call) -> Value:
+        """A relaxed (monotonic) read-modify-write: other blocks run on other cores at once.
+        16-bit floats have no native one: a compare-exchange loop (``helpers``)."""
+        b = self.b
+        ptr, c = self.mem(e.args[0].mem)
+        value = convert(b, self.expr(e.args[1]), c).v
+        if c in ("half", "bfloat"):
+            return Value(b.call(self.helpers.get("atomic_add", c), [ptr, value]), c)
+        op = "fadd" if ct.is_float(c) else "add"
+        return Value(b.atomic_rmw(op, ptr, value, "monotonic"), c)
 
     def async_copy(self, e: t.Call) -> Value:
         """cp.async done at once: the program waits and syncs before it reads the bytes, and

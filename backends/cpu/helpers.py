@@ -258,6 +258,30 @@ class Helpers:
 
         return self._define(key, ty, [ty, ty, I32], body)
 
+    # ----- atomic adds of 16-bit floats ---------------------------------------------------------
+    def _atomic_add(self, key: str, c: str) -> ir.Function:
+        """``*p += v`` for a half or bfloat (held as 16-bit patterns), returning the old value:
+        widened to float, added and rounded once (the correctly rounded sum), then swapped in
+        with a compare-exchange, again until no other thread wrote the element in between."""
+        to_bits = float_to_half if c == "half" else float_to_bfloat
+
+        def body(b: ir.IRBuilder, p: ir.Value, v: ir.Value) -> None:
+            entry, fn = b.block, b.function
+            retry, done = fn.append_basic_block("retry"), fn.append_basic_block("done")
+            first = b.load_atomic(p, "monotonic", 2, typ=I16)
+            b.branch(retry)
+            b.position_at_end(retry)
+            old = b.phi(I16)
+            old.add_incoming(first, entry)
+            total = b.fadd(half_to_float(b, Value(old, c)), half_to_float(b, Value(v, c)))
+            pair = b.cmpxchg(p, old, to_bits(b, total), "monotonic", "monotonic")
+            old.add_incoming(b.extract_value(pair, 0), retry)
+            b.cbranch(b.extract_value(pair, 1), done, retry)
+            b.position_at_end(done)
+            b.ret(old)
+
+        return self._define(key, I16, [PTR, I16], body)
+
     # ----- bit-packed tensors ----------------------------------------------------------------
     def _load_bits(self, key: str, c: str) -> ir.Function:
         """Bits ``[pos, pos + bits)`` of the bytes at ``p``; an element of up to 32 bits spans

@@ -135,6 +135,29 @@ TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code)
     }
 }
 
+// tv.atomic_add: relaxed, device-wide; returns the old value (unused, it compiles to RED).
+// 64-bit integers go through the unsigned long long overload (two's complement wraps alike).
+TV_INLINE int32_t tv_atomic_add(int32_t* p, int32_t v) { return atomicAdd(p, v); }
+TV_INLINE uint32_t tv_atomic_add(uint32_t* p, uint32_t v) { return atomicAdd(p, v); }
+TV_INLINE int64_t tv_atomic_add(int64_t* p, int64_t v) {
+    return (int64_t)atomicAdd((unsigned long long*)p, (unsigned long long)v);
+}
+TV_INLINE uint64_t tv_atomic_add(uint64_t* p, uint64_t v) {
+    return atomicAdd((unsigned long long*)p, (unsigned long long)v);
+}
+TV_INLINE float tv_atomic_add(float* p, float v) { return atomicAdd(p, v); }
+#if __CUDA_ARCH__ >= 600
+TV_INLINE double tv_atomic_add(double* p, double v) { return atomicAdd(p, v); }
+#endif
+#if __CUDA_ARCH__ >= 700
+TV_INLINE __half tv_atomic_add(__half* p, __half v) { return atomicAdd(p, v); }
+#endif
+#if __CUDA_ARCH__ >= 800
+TV_INLINE __nv_bfloat16 tv_atomic_add(__nv_bfloat16* p, __nv_bfloat16 v) {
+    return atomicAdd(p, v);
+}
+#endif
+
 // Pairs of 16-bit floats in a 32-bit word (packed-field conversions): one HADD2/HMUL2 each.
 TV_INLINE uint32_t tv_half2_add(uint32_t a, uint32_t b) {
     __half2 r = __hadd2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tilevm.ir.types import ATOMIC_ADD_DTYPES
 from tilevm.layouts.atoms import MMA_ATOMS, matrix_load_atoms
 from tilevm.lowering.target import Target
 
@@ -11,8 +12,13 @@ SHARED_OPTIN = {"sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024, "sm
                 "sm_90a": 227 * 1024}  # fmt: skip
 
 
+# The first arch with a global atomicAdd of each type that not every arch has.
+ATOMIC_ADD_SINCE = {"f64": 60, "f16": 70, "bf16": 80}
+
+
 def cuda_target(arch: str = "sm_90a") -> Target:
-    ampere = int("".join(c for c in arch[3:] if c.isdigit()) or 0) >= 80
+    number = int("".join(c for c in arch[3:] if c.isdigit()) or 0)
+    ampere = number >= 80
     return Target(
         name=f"cuda-{arch}",
         warp_size=32,
@@ -23,4 +29,7 @@ def cuda_target(arch: str = "sm_90a") -> Target:
         atoms=MMA_ATOMS if ampere else (),
         matrix_loads=matrix_load_atoms() if ampere else (),
         async_copy_bytes=(16, 8, 4) if ampere else (),
+        atomic_add_dtypes=frozenset(
+            name for name in ATOMIC_ADD_DTYPES if number >= ATOMIC_ADD_SINCE.get(name, 0)
+        ),
     )

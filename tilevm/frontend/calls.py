@@ -76,6 +76,11 @@ def _store(tr: Translator, tensor: Any, value: Any, offsets: Any) -> None:
     ops.store(tr.b, tensor, value, offsets)
 
 
+@handles("atomic_add")
+def _atomic_add(tr: Translator, tensor: Any, value: Any, offsets: Any) -> Var | None:
+    return ops.atomic_add(tr.b, tensor, value, offsets)
+
+
 @handles("shared")
 def _shared(tr: Translator, shape: Any, dtype: DataType, layout: Any = None) -> Var:
     return ops.shared(tr.b, shape, _dtype(tr, dtype), layout)

@@ -11,6 +11,7 @@ import numpy as np
 
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
+from tilevm.errors import KernelTypeError
 from tilevm.frontend.builder import (
     ARITH,
     BITWISE,
@@ -24,7 +25,7 @@ from tilevm.frontend.builder import (
     describe,
 )
 from tilevm.ir.nodes import Var
-from tilevm.ir.types import ScalarType, SharedType, TileType
+from tilevm.ir.types import ATOMIC_ADD_DTYPES, ScalarType, SharedType, TileType
 from tilevm.layouts import RegisterLayout, SharedLayout, local, swizzled_row_major
 from tilevm.layouts.defaults import default_layout
 
@@ -363,30 +364,72 @@ def load(b: Builder, tensor: Any, offsets: Any, shape: Any, other: Any, layout: 
 def store(b: Builder, tensor: Any, value: Any, offsets: Any) -> None:
     tensor = b.require_global(tensor, "tv.store")
     rank = tensor.type.rank
-    value = (
-        b.require_tile(value, "tv.store")
-        if isinstance(value, Var) and isinstance(value.type, TileType)
-        else value
-    )
     if not isinstance(value, Var) or not isinstance(value.type, TileType):
         raise b.type_error(
             "tv.store writes a tile", expected="a register tile", found=describe(value)
         )
+    _check_tile_for(b, value, tensor, "tv.store")
+    offsets = _offsets(b, offsets, rank, "tv.store")
+    b.instr("store", None, [tensor, value, *offsets])
+
+
+def _check_tile_for(b: Builder, value: Var, tensor: Var, what: str) -> None:
+    """A tile written into ``tensor`` has its rank and its dtype."""
+    rank = tensor.type.rank
     if len(value.type.shape) != rank:
         raise b.shape_error(
-            "tv.store tile rank",
+            f"{what} tile rank",
             expected=f"a {rank}-D tile (the tensor's rank)",
             found=str(list(value.type.shape)),
         )
+    _check_same_dtype(b, value, tensor, what)
+
+
+def _check_same_dtype(b: Builder, value: Var, tensor: Var, what: str) -> None:
     if value.type.dtype != tensor.type.dtype:
         raise b.type_error(
-            "tv.store dtype differs from the tensor's",
+            f"{what} dtype differs from the tensor's",
             expected=str(tensor.type.dtype),
             found=str(value.type.dtype),
             hint=f"convert first: value.to(tv.{tensor.type.dtype})",
         )
-    offsets = _offsets(b, offsets, rank, "tv.store")
-    b.instr("store", None, [tensor, value, *offsets])
+
+
+def atomic_add(b: Builder, tensor: Any, value: Any, offsets: Any) -> Var | None:
+    """``tensor[offsets + i] += value[i]``, atomically, for each element of a tile inside the
+    tensor (nothing returned); with a scalar value, one add at ``offsets`` that returns the old
+    value (a block-uniform scalar)."""
+    tensor = b.require_global(tensor, "tv.atomic_add")
+    dtype = tensor.type.dtype
+    if dtype.name not in ATOMIC_ADD_DTYPES:
+        raise KernelTypeError(
+            f"tv.atomic_add has no {dtype} form",
+            expected="a tensor of " + ", ".join(sorted(ATOMIC_ADD_DTYPES)),
+            found=f"a {dtype} tensor",
+            hint="accumulate into a wider tensor (f32 or i32) and convert it afterwards",
+            location=b.loc,
+            code="atomic-dtype",
+        )
+    rank = tensor.type.rank
+    if isinstance(value, Var) and isinstance(value.type, TileType):
+        _check_tile_for(b, value, tensor, "tv.atomic_add")
+        b.instr("atomic_add", None, [tensor, value, *_offsets(b, offsets, rank, "tv.atomic_add")])
+        return None
+    if isinstance(value, Var) and isinstance(value.type, ScalarType):
+        _check_same_dtype(b, value, tensor, "tv.atomic_add")
+        operand = value
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        operand = b.literal(value, dtype)
+    else:
+        raise b.type_error(
+            "tv.atomic_add adds a tile or a scalar",
+            expected="a register tile, or a block-uniform scalar or number",
+            found=describe(value),
+        )
+    offs = _offsets(b, offsets, rank, "tv.atomic_add")
+    return b.instr(
+        "atomic_fetch_add", ScalarType(dtype), [tensor, operand, *offs], name=f"{tensor.name}_old"
+    )
 
 
 def _offsets(b: Builder, offsets: Any, rank: int, what: str) -> list:

@@ -314,6 +314,38 @@ def _store(it: Interpreter, ins: Instr) -> None:
     tensor.codes[tuple(idx[inside] for idx in index)] = tile.codes()[inside]
 
 
+def _added(dtype: DataType, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The codes of ``codes + values``: one rounding (floats), or wrapping (integers)."""
+    total = arith.binary("add", dtype.decode(codes), values, dtype)
+    return dtype.encode(total, overflow="wrap" if dtype.is_integer else "default")
+
+
+@handles("atomic_add")
+def _atomic_add(it: Interpreter, ins: Instr) -> None:
+    """Blocks run one after another here, so each element's adds happen in block order."""
+    tensor: GlobalTensor = it.operand(ins.args[0])
+    tile: Tile = it.operand(ins.args[1])
+    offsets = [it.scalar(o) for o in ins.args[2:]]
+    index = _tile_indices(tile.shape, offsets)
+    inside = _inside(index, tensor.shape)
+    where = tuple(idx[inside] for idx in index)
+    tensor.codes[where] = _added(tensor.dtype, tensor.codes[where], tile.values()[inside])
+
+
+@handles("atomic_fetch_add")
+def _atomic_fetch_add(it: Interpreter, ins: Instr) -> None:
+    """One add; the old value in blocks' order (0 outside the tensor, where nothing is added)."""
+    tensor: GlobalTensor = it.operand(ins.args[0])
+    index = tuple(it.scalar(o) for o in ins.args[2:])
+    if not all(0 <= i < n for i, n in zip(index, tensor.shape)):
+        it.result(ins.out, np.zeros(()))
+        return
+    old = tensor.codes[index]
+    value = it.values(ins.args[1]).reshape(1)
+    tensor.codes[index] = _added(tensor.dtype, np.reshape(old, 1), value)[0]
+    it.result(ins.out, tensor.dtype.decode(np.reshape(old, 1)))
+
+
 @handles("shared")
 def _shared(it: Interpreter, ins: Instr) -> None:
     layout = ins.out.type.layout

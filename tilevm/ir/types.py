@@ -56,3 +56,7 @@ class SharedType:
 
 
 ValueType = ScalarType | GlobalType | TileType | SharedType
+
+# Element types an atomic add exists for (``atomic_add``, ``atomic_fetch_add``): the widths
+# global atomics have everywhere. A target may have fewer (``Target.atomic_add_dtypes``).
+ATOMIC_ADD_DTYPES = frozenset({"i32", "u32", "i64", "u64", "f16", "bf16", "f32", "f64"})

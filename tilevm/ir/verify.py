@@ -35,6 +35,8 @@ SIGNATURES: dict[str, tuple[int | None, str | None]] = {
     "dot": (3, "tile"),
     "load": (None, "tile"),
     "store": (None, None),
+    "atomic_add": (None, None),
+    "atomic_fetch_add": (None, "scalar"),
     "shared": (0, "shared"),
     "load_shared": (None, "tile"),
     "store_shared": (None, None),
