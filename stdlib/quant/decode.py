@@ -1,0 +1,78 @@
+"""The decode path of the quantized linear: few activation rows, weights streamed once.
+
+``y[m, n] = sum_k x[m, k] * w[n, k]`` with ``w = (q - z) * s`` per group. A block owns ``RN``
+tiles of 16 weight rows and every activation row of its ``BM``-row slice; its warps split K (warp
+``s`` takes chunks ``s, s + S, ...``), so small N still fills the GPU and every warp streams
+coalesced 16-byte pieces of packed weights. Per chunk a warp:
+
+* loads its packed words and ``view``s them as the weight type (fragment order),
+* casts them to the activations' dtype (magic numbers: two weights per and/or and packed add),
+  subtracting zero points in that dtype (exact: small integers),
+* multiplies them on the tensor cores with the activations (loaded 16 bytes at a time and
+  relabelled by a ``view`` into the same fragment order) as a batched dot over
+  ``[warps, groups in the chunk]``, so each quantization group's partial sum is separate,
+* scales each group's partial sums in f32 and adds them up.
+
+The warps' partial results meet once at the end (a reduction over the warp axis).
+"""
+
+from __future__ import annotations
+
+import tilevm as tv
+from tilevm.stdlib.quant.layouts import (
+    Unit,
+    activations,
+    activations_relabelled,
+    weight_values,
+    weight_words,
+)
+
+
+@tv.kernel
+def decode_kernel(
+    x: tv.Tensor,  # [M, K] f16/bf16
+    w: tv.Tensor[tv.i32],  # [tiles, chunks, words] packed
+    scales: tv.Tensor,  # [groups, N]
+    zeros: tv.Tensor,  # [groups, N] (read when ZERO)
+    bias: tv.Tensor,  # [N] (read when BIAS)
+    y: tv.Tensor,  # [M, N]
+    FIELD: tv.constexpr,  # the dtype the packed fields are read as
+    ZERO: tv.constexpr,
+    BIAS: tv.constexpr,
+    GROUP: tv.constexpr,  # columns per scale; 0: one scale per row
+    RN: tv.constexpr,  # 16-row weight tiles per block
+    BM: tv.constexpr,  # activation rows per block (8 or 16)
+):
+    unit = Unit(FIELD.bits)
+    S = tv.num_threads() // 32  # groups of 32 lanes (one per warp on NVIDIA)
+    G = GROUP if GROUP else unit.kc
+    NG = unit.kc // G
+    BN = 16 * RN
+    tile0 = tv.block_id(0) * RN
+    n0 = tile0 * 16
+    m0 = tv.block_id(1) * BM
+    acc = tv.zeros([S, BN, BM], tv.f32)
+    for i in range(tv.cdiv(w.shape[1], S)):
+        c0 = i * S
+        raw = tv.load(w, [tile0, c0, 0], [RN, S, unit.words], layout=weight_words(unit, RN, S))
+        q = tv.view(raw, dtype=FIELD, layout=weight_values(unit, RN, S, G))
+        wt = q.to(x.dtype)  # [S, NG, BN, G]
+        if ZERO and GROUP:
+            z = tv.load(zeros, [c0 * NG, n0], [S * NG, BN])
+            wt = wt - tv.reshape(z.to(x.dtype), [S, NG, BN, 1])
+        if ZERO and not GROUP:
+            z = tv.load(zeros, [0, n0], [1, BN])
+            wt = wt - tv.reshape(z.to(x.dtype), [1, 1, BN, 1])
+        xt = tv.load(x, [m0, c0 * unit.kc], [BM, S * unit.kc], layout=activations(unit, BM, S))
+        xb = tv.view(xt, layout=activations_relabelled(unit, BM, S, G))  # [S, NG, G, BM]
+        part = tv.dot(wt, xb)  # [S, NG, BN, BM]
+        if GROUP:
+            s = tv.load(scales, [c0 * NG, n0], [S * NG, BN])
+            part = part * tv.reshape(s.to(tv.f32), [S, NG, BN, 1])
+        acc = acc + tv.sum(part, axis=1)
+    total = tv.sum(acc, axis=0)  # [BN, BM]: the warps' partial sums meet
+    if not GROUP:
+        total = total * tv.reshape(tv.load(scales, [0, n0], [1, BN]).to(tv.f32), [BN, 1])
+    if BIAS:
+        total = total + tv.reshape(tv.load(bias, [n0], [BN]).to(tv.f32), [BN, 1])
+    tv.store(y, tv.transpose(total).to(y.dtype), [m0, n0])
