@@ -115,7 +115,7 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
     for m in ms:
         x = torch.randn(m, k, device="cuda", dtype=torch.float16, generator=gen)
         f16 = [w16s[dtypes[0]].clone() for _ in range(COPIES)]
-        cublas = bench(rotating(lambda w: torch.matmul(x, w.T), f16))
+        cublas = bench(rotating(lambda w, x=x: torch.matmul(x, w.T), f16))
         int4, why = torch_int4(x, w16s[dtypes[0]])
         del f16
         for name in dtypes:
@@ -126,7 +126,7 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
             err = check(y, x.double() @ dequantized_values(qw).T)
             assert err < 5e-3, f"{name} M={m}: relative error {err:.2e}"
             sets = copies(qw)
-            us = bench(rotating(lambda q: linear(x, q, out=y), sets))
+            us = bench(rotating(lambda q, x=x, y=y: linear(x, q, out=y), sets))
             moved = qw.nbytes + 2 * m * (k + n)
             rows.append({"N": n, "K": k, "M": m, "dtype": name, "us": us,
                          "floor_us": moved / bandwidth * 1e6, "cublas_us": cublas,

@@ -10,6 +10,11 @@ zero fill and the store's mask, so any shape works.
 
 Operands may be row- or column-major: a column-major A is passed as its (row-major) transpose and
 read through ``tv.transpose`` of a ``[BK, BM]`` shared tile; likewise B.
+
+``matmul`` picks its tile configuration by autotuning (``gemm_tuned``): the first product of a
+shape, operand order and dtype times every configuration that fits it and keeps the fastest,
+in memory and on disk. ``choose_config`` is the heuristic used where nothing is timed (the
+interpreter, ``TILEVM_AUTOTUNE=0``); ``matmul(..., config=...)`` names a configuration itself.
 """
 
 from __future__ import annotations
@@ -102,28 +107,66 @@ class GemmConfig:
     def shared_bytes(self, element_bytes: int = 2) -> int:
         return self.STAGES * (self.BM + self.BN) * self.BK * element_bytes
 
+    def to_config(self) -> tv.Config:
+        """The same configuration as the autotuner takes it."""
+        return tv.Config(
+            BM=self.BM, BN=self.BN, BK=self.BK, STAGES=self.STAGES, GROUP_M=self.GROUP_M,
+            warps=self.warps,
+        )  # fmt: skip
+
 
 CONFIGS = {
     "large": GemmConfig(128, 128, 32, 4, 4),
     "wide": GemmConfig(128, 256, 32, 3, 8),
     "medium": GemmConfig(64, 128, 32, 4, 4),
     "skinny": GemmConfig(16, 64, 128, 4, 4),
+    "skinny-k256": GemmConfig(16, 64, 256, 3, 4),
+    "narrow": GemmConfig(32, 64, 64, 4, 4),
     "small": GemmConfig(32, 32, 32, 2, 4),
 }
 
 
 def choose_config(m: int, n: int, k: int) -> GemmConfig:
-    """A simple heuristic (autotuning comes later): skinny M streams B with deep K steps; large
+    """The heuristic where nothing is timed: skinny M streams B with deep K steps; large
     problems take the big tile when it still fills the machine, else a smaller one."""
     if m <= 16:
-        return GemmConfig(16, 64, 256, 3, 4)
+        return CONFIGS["skinny-k256"]
     if m <= 32:
-        return GemmConfig(32, 64, 64, 4, 4)
+        return CONFIGS["narrow"]
     if m * n >= 128 * 128 * 100:
         return CONFIGS["large"]
     if m * n >= 64 * 128 * 64:
         return CONFIGS["medium"]
     return CONFIGS["small"]
+
+
+def prune_configs(configs: list[tv.Config], a: Any, c: Any, A_T: bool, **_: Any) -> list[tv.Config]:
+    """The configurations worth timing for a product: none whose tile is mostly outside it
+    (a block dimension beyond the problem's, rounded up to a power of two), which could only
+    be slower than a smaller tile; the smallest tile where nothing fits."""
+    m, n = c.shape
+    k = a.shape[0] if A_T else a.shape[1]
+    top_m, top_n, top_k = _pow2(max(m, 16)), _pow2(max(n, 32)), _pow2(max(k, 32))
+    fits = [cfg for cfg in configs if top_m >= cfg.BM and top_n >= cfg.BN and top_k >= cfg.BK]
+    return fits or [min(configs, key=lambda cfg: cfg.BM * cfg.BN * cfg.BK)]
+
+
+def _heuristic(a: Any, c: Any, A_T: bool, **_: Any) -> tv.Config:
+    m, n = c.shape
+    return choose_config(m, n, a.shape[0] if A_T else a.shape[1]).to_config()
+
+
+def _pow2(n: int) -> int:
+    return 1 << (int(n) - 1).bit_length()
+
+
+# The GEMM with its configuration chosen by timing, per shape, operand order and dtype.
+gemm_tuned = tv.autotune(
+    configs=[cfg.to_config() for cfg in CONFIGS.values()],
+    key=["a", "b", "A_T", "B_T"],
+    heuristic=_heuristic,
+    prune=prune_configs,
+)(gemm_kernel)
 
 
 SUPPORTED = ("float16", "bfloat16")
@@ -133,8 +176,8 @@ def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None,
     """``a @ b`` for 2-D f16/bf16 arrays (torch tensors on a GPU, or numpy arrays), f32
     accumulation, the result in ``out`` (default: a new array of ``a``'s dtype).
 
-    Row- and column-major operands are both read in place. ``launch`` goes to the kernel launch
-    (``device=``, ...).
+    Row- and column-major operands are both read in place. The tile configuration is
+    autotuned unless ``config`` names one. ``launch`` goes to the kernel launch (``device=``).
     """
     _check(a, b)
     m, k = a.shape
@@ -150,14 +193,20 @@ def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None,
         )
     a_arg, a_t = _row_major(a)
     b_arg, b_t = _row_major(b)
-    cfg = config or choose_config(m, n, k)
-    grid = -(-m // cfg.BM) * -(-n // cfg.BN)
-    gemm_kernel[grid,](
+    if config is None:
+        grid = lambda meta: (_tiles(m, n, meta["BM"], meta["BN"]),)  # noqa: E731
+        gemm_tuned[grid](a_arg, b_arg, out, A_T=a_t, B_T=b_t, **launch)
+        return out
+    gemm_kernel[_tiles(m, n, config.BM, config.BN),](
         a_arg, b_arg, out,
-        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES, GROUP_M=cfg.GROUP_M,
-        A_T=a_t, B_T=b_t, warps=cfg.warps, **launch,
+        BM=config.BM, BN=config.BN, BK=config.BK, STAGES=config.STAGES, GROUP_M=config.GROUP_M,
+        A_T=a_t, B_T=b_t, warps=config.warps, **launch,
     )  # fmt: skip
     return out
+
+
+def _tiles(m: int, n: int, bm: int, bn: int) -> int:
+    return -(-m // bm) * -(-n // bn)
 
 
 def reference(a: Any, b: Any) -> np.ndarray:

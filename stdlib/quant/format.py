@@ -257,8 +257,7 @@ def pack_codes(codes: Any, dt: tv.DataType) -> Any:
     tiles, chunks = -(-n // ROWS), -(-k // unit.kc)
     padded = xp.zeros((tiles * ROWS, chunks * unit.kc), codes)
     padded[:n, :k] = codes
-    blocks = padded.reshape(tiles, ROWS, chunks, unit.kc).permute(0, 2, 1, 3) \
-        if xp.torch else padded.reshape(tiles, ROWS, chunks, unit.kc).transpose(0, 2, 1, 3)  # fmt: skip
+    blocks = xp.swap12(padded.reshape(tiles, ROWS, chunks, unit.kc))
     rows, cols = (xp.index(a, codes) for a in field_sources(dt.bits))
     fields = blocks[:, :, rows, cols]  # [tiles, chunks, lanes, fields]
     lane_words = _fields_to_words(fields, dt.bits, unit.pieces * 4)
@@ -278,7 +277,7 @@ def unpack_codes(packed: Any, dt: tv.DataType, n: int, k: int) -> Any:
     rows, cols = (xp.index(a, packed) for a in field_sources(dt.bits))
     blocks = xp.zeros((tiles, chunks, ROWS, unit.kc), words)
     blocks[:, :, rows, cols] = fields
-    blocks = blocks.permute(0, 2, 1, 3) if xp.torch else blocks.transpose(0, 2, 1, 3)
+    blocks = xp.swap12(blocks)
     return blocks.reshape(tiles * ROWS, chunks * unit.kc)[:n, :k]
 
 
@@ -329,6 +328,10 @@ class _Numpy:
     def int64(self, a: np.ndarray) -> np.ndarray:
         return a.astype(np.int64)
 
+    def swap12(self, a):
+        """Exchange axes 1 and 2 of a 4-D array."""
+        return a.transpose(0, 2, 1, 3)
+
 
 class _Torch(_Numpy):
     torch = True
@@ -352,6 +355,9 @@ class _Torch(_Numpy):
 
     def int64(self, a):
         return a.to(self.t.int64)
+
+    def swap12(self, a):
+        return a.permute(0, 2, 1, 3)
 
 
 def _namespace(a: Any) -> _Numpy:

@@ -54,8 +54,9 @@ def prefill_kernel(
     tile0 = n0 // 16
 
     x_ring = tv.shared([STAGES, BM, KC], x.dtype)
-    w_ring = tv.shared([STAGES, RN, 1, unit.words], tv.i32,
-                       layout=shared_layout([STAGES, RN, 1, unit.words]))  # as stored
+    w_ring = tv.shared(
+        [STAGES, RN, 1, unit.words], tv.i32, layout=shared_layout([STAGES, RN, 1, unit.words])
+    )  # as stored
     wf = tv.shared([BN, KC], x.dtype)  # the chunk's weights, dequantized, columns contiguous
     acc = tv.zeros([BM, BN], tv.f32)
     steps = w.shape[1]

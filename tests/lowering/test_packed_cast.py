@@ -33,9 +33,7 @@ def interleaved(bits: int) -> object:
 
 
 @tv.kernel
-def cast_fields(
-    words: tv.Tensor[tv.u32], y: tv.Tensor, FIELD: tv.constexpr, ORDER: tv.constexpr
-):
+def cast_fields(words: tv.Tensor[tv.u32], y: tv.Tensor, FIELD: tv.constexpr, ORDER: tv.constexpr):
     n_words = SLOTS * FIELD.bits // 32
     raw = tv.load(words, [0], [THREADS * n_words], layout=spatial(THREADS) * local(n_words))
     q = tv.view(raw, dtype=FIELD, layout=spatial(THREADS) * local(SLOTS))
