@@ -7,6 +7,7 @@ The data types of ``tilevm.dtypes`` are re-exported here (``tv.dtype``, ``tv.i3`
 from __future__ import annotations
 
 from tilevm import dtypes, layouts
+from tilevm.autotune import Autotuner, Config, autotune
 from tilevm.dtypes import _NAMED as _DTYPE_NAMES
 from tilevm.dtypes import (
     DataType,
@@ -54,7 +55,9 @@ def __getattr__(name: str) -> DataType:
 
 
 __all__ = [
+    "Autotuner",
     "CompileError",
+    "Config",
     "DeviceError",
     "Kernel",
     "KernelTypeError",
@@ -64,6 +67,7 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "UnsupportedSyntaxError",
+    "autotune",
     "constexpr",
     "devices",
     "func",

@@ -4,6 +4,7 @@ every executor; its CUDA code uses the tensor-core path (HMMA fed by LDSM, cp.as
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import ml_dtypes
 import numpy as np
@@ -40,6 +41,48 @@ def test_interpreter_matches_float64(rng, dtype, a_cols: bool, b_cols: bool) -> 
     assert _rel(out, mm.reference(a, b)) < (2e-3 if dtype == np.float16 else 1e-2)
 
 
+def test_interpreter_takes_the_heuristic_config(rng) -> None:
+    m, n, k = (int(x) for x in rng.integers(17, 33, size=3))
+    a, b = _operands(rng, m, n, k, np.float16, a_cols=False, b_cols=True)
+    out = np.full((m, n), np.nan, np.float16)
+    mm.matmul(a, b, out, device="interp")
+    assert _rel(out, mm.reference(a, b)) < 2e-3
+    chosen = mm.gemm_tuned.best_config(a, b.T, out, A_T=False, B_T=True, device="interp")
+    assert chosen == mm.choose_config(m, n, k).to_config() == mm.CONFIGS["narrow"].to_config()
+
+
+def test_tuned_matmul_on_the_cpu_matches_float64(rng, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TILEVM_AUTOTUNE", raising=False)
+    m, n, k = (int(x) for x in rng.integers(33, 65, size=3))  # two configs fit: 32x64, 32x32
+    a, b = _operands(rng, m, n, k, np.float16, a_cols=True, b_cols=False)
+    out = np.full((m, n), np.nan, np.float16)
+    mm.matmul(a, b, out, device="cpu")
+    assert _rel(out, mm.reference(a, b)) < 2e-3
+    timings = mm.gemm_tuned.timings
+    assert set(timings) == {mm.CONFIGS["narrow"].to_config(), mm.CONFIGS["small"].to_config()}
+    best = mm.gemm_tuned.best_config(a.T, b, out, A_T=True, B_T=False, device="cpu")
+    assert best == min(timings, key=timings.__getitem__)
+
+
+def test_pruning_keeps_the_tiles_that_fit_the_problem() -> None:
+    configs = list(mm.gemm_tuned.configs)
+
+    def kept(m: int, n: int, k: int, a_t: bool = False) -> set[tuple[int, int, int]]:
+        a = SimpleNamespace(shape=(k, m) if a_t else (m, k))
+        fits = mm.prune_configs(configs, a=a, b=None, c=SimpleNamespace(shape=(m, n)), A_T=a_t)
+        return {(c.BM, c.BN, c.BK) for c in fits}
+
+    assert kept(4096, 4096, 4096) == {(c.BM, c.BN, c.BK) for c in configs}
+    assert kept(16, 8192, 8192) == {(16, 64, 128), (16, 64, 256)}
+    assert kept(100, 8192, 8192, a_t=True) == kept(4096, 4096, 4096)  # K from A's rows
+    assert kept(64, 8192, 8192) == {
+        (64, 128, 32), (16, 64, 128), (16, 64, 256), (32, 64, 64), (32, 32, 32)
+    }  # fmt: skip
+    assert kept(40, 48, 56) == {(32, 64, 64), (32, 32, 32)}
+    assert kept(1, 1, 1) == {(32, 32, 32)}  # nothing fits: the smallest tile
+
+
 def _gpu():
     import torch
 
@@ -60,8 +103,8 @@ def test_cuda_matches_float64_on_random_shapes(rng, trial: int, dtype: str) -> N
     b = torch.randn(k, n, device="cuda", dtype=tdt)
     a = a.t().contiguous().t() if a_cols else a
     b = b.t().contiguous().t() if b_cols else b
-    for name in ("heuristic", "large", "skinny", "small"):
-        cfg = None if name == "heuristic" else mm.CONFIGS[name]
+    for name in ("tuned", "large", "skinny", "small"):
+        cfg = None if name == "tuned" else mm.CONFIGS[name]
         out = torch.full((m, n), float("nan"), device="cuda", dtype=tdt)
         mm.matmul(a, b, out, config=cfg)
         torch.cuda.synchronize()
