@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,7 +13,7 @@ from tilevm.layouts import RegisterLayout, local, replicate, spatial
 from tilevm.layouts.defaults import default_layout
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.ops import reshape
-from tilevm.lowering.layout_rules import dot_candidates
+from tilevm.lowering.layout_rules import dot_candidates, dot_fragments
 from tilevm.lowering.target import Target
 
 
@@ -53,16 +54,34 @@ def _runs(shape: tuple[int, ...], size: int, vector: int, threads: int) -> Regis
 def dot_layout(ins: Instr, warps: int, threads: int, target: Target) -> RegisterLayout:
     """An accumulator layout for a dot nothing else constrains: built on the target's first
     matrix atom that fits the dtypes and the tile (warps side by side, each repeating the atom
-    over its part of the tile), else a SIMT one."""
-    m, n = ins.out.type.shape
+    over its part of the tile), else a SIMT one. A batched dot (``[*B, M, N]``) spreads its
+    warps over the batch first, as far as they divide it: batch elements share no operands, so
+    no warp loads what another one does; the warps left form the grid over M and N."""
+    *batch, m, n = ins.out.type.shape
     for atom in dot_candidates(target, ins):
         if m % atom.m or n % atom.n or atom.c.num_threads * warps != threads:
             continue
-        grid = _warp_grid(m // atom.m, n // atom.n, warps, (atom.m, atom.n))
+        per_batch = split_batch(batch, warps)
+        rest = warps // math.prod(per_batch)
+        grid = _warp_grid(m // atom.m, n // atom.n, rest, (atom.m, atom.n))
         if grid is not None:
             wm, wn = grid
-            return spatial(wm, wn) * local(m // atom.m // wm, n // atom.n // wn) * atom.c
-    return simt_dot_layout((m, n), threads)
+            reps = [b // w for b, w in zip(batch, per_batch)]
+            c = dot_fragments(atom, len(batch) + 2)[2]
+            blocks = local(*reps, m // atom.m // wm, n // atom.n // wn)
+            return spatial(*per_batch, wm, wn) * blocks * c
+    return simt_dot_layout(ins.out.type.shape, threads)
+
+
+def split_batch(batch: Sequence[int], workers: int) -> list[int]:
+    """How many of ``workers`` go to each batch dimension, outermost first: as many as divide
+    both the dimension and the workers still free."""
+    out = []
+    for size in batch:
+        share = math.gcd(size, workers)
+        out.append(share)
+        workers //= share
+    return out
 
 
 def _warp_grid(
@@ -83,8 +102,36 @@ def _warp_grid(
 
 def simt_dot_layout(shape: Sequence[int], threads: int) -> RegisterLayout:
     """An accumulator layout for a SIMT dot: each thread a block of up to 4x4 outputs (A and B
-    elements reused across it), 4 contiguous along N for vector stores."""
-    m, n = (int(s) for s in shape)
+    elements reused across it), 4 contiguous along N for vector stores. Leading batch
+    dimensions take threads first (as many as divide them), each thread repeating its block
+    over the batch elements it is given; the threads left share each batch element's tile."""
+    *batch, m, n = (int(s) for s in shape)
+    if not batch:
+        return _simt_tile_layout(m, n, threads)
+    per_batch = split_batch(batch, threads)
+    tile = _shared_tile(m, n, threads // math.prod(per_batch))
+    unit = [1] * len(batch)
+    reps = [b // t for b, t in zip(batch, per_batch)]
+    return spatial(*per_batch, 1, 1) * local(*reps, 1, 1) * reshape(tile, [*unit, m, n])
+
+
+def _shared_tile(m: int, n: int, threads: int) -> RegisterLayout:
+    """One batch element's tile over its ``threads``: spread over as many of them as leave each
+    thread the fewest outputs, the others replicating that. (A tile whose blocks do not fit all
+    the threads would otherwise be replicated whole, and a sum over the batch would exchange
+    every thread's whole tile.)"""
+    best = _simt_tile_layout(m, n, threads)
+    for share in range(threads // 2, 0, -1):
+        if threads % share == 0:
+            tile = _simt_tile_layout(m, n, share)
+            if tile.local_size < best.local_size:
+                best = replicate(threads // share, 2) * tile
+    return best
+
+
+def _simt_tile_layout(m: int, n: int, threads: int) -> RegisterLayout:
+    """The SIMT layout of one ``m x n`` tile over ``threads``."""
+    shape = (m, n)
     rm, rn = min(4, m), min(4, n)
     while (m // rm) * (n // rn) > threads:  # too many blocks: grow them
         if rm <= rn and rm * 2 <= m and m % (rm * 2) == 0:

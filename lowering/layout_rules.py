@@ -81,10 +81,23 @@ def try_reshape(layout: RegisterLayout, shape: Sequence[int]) -> RegisterLayout 
 SIMT_FMA = MmaAtom("fma", 1, 1, 1, (), "", local(1, 1), local(1, 1), local(1, 1), "fma")
 
 
+@lru_cache(maxsize=256)
+def dot_fragments(
+    atom: MmaAtom, rank: int
+) -> tuple[RegisterLayout, RegisterLayout, RegisterLayout]:
+    """The atom's A, B and C fragments for a dot of ``rank`` (``[*batch, M, K]`` operands):
+    one atom covers one batch element, so its 2-D fragments gain leading unit dimensions and
+    the batch lands in the quotient, like the atom's repetitions over M and N."""
+    if rank == 2:
+        return atom.a, atom.b, atom.c
+    unit = [1] * (rank - 2)
+    return tuple(reshape(f, [*unit, *f.shape]) for f in (atom.a, atom.b, atom.c))
+
+
 def dot_candidates(target: Target, ins: Instr) -> list[MmaAtom]:
     """The target's atoms that take the dot's dtypes and whose K divides the dot's."""
     a, _, c = ins.args
-    k = a.type.shape[1]
+    k = a.type.shape[-1]
     return [
         atom
         for atom in target.atoms
@@ -95,7 +108,14 @@ def dot_candidates(target: Target, ins: Instr) -> list[MmaAtom]:
 def dot_atom(target: Target, ins: Instr, acc: RegisterLayout) -> MmaAtom:
     """The matrix instruction a dot with accumulator layout ``acc`` runs on: the first candidate
     whose C fragment divides ``acc``, else the thread's own multiply-add."""
-    return next((atom for atom in dot_candidates(target, ins) if divisible(acc, atom.c)), SIMT_FMA)
+    return next(
+        (
+            atom
+            for atom in dot_candidates(target, ins)
+            if divisible(acc, dot_fragments(atom, acc.rank)[2])
+        ),
+        SIMT_FMA,
+    )
 
 
 def dot_operand_layouts(
@@ -104,11 +124,15 @@ def dot_operand_layouts(
     """Divide the accumulator by the atom's C fragment: the quotient says which warp (thread,
     for SIMT) runs which atom. The warp running atom ``(i, j)`` holds atoms ``(i, :)`` of A and
     ``(:, j)`` of B, all ``k / atom.k`` of them in its own slots. For SIMT: the thread holding
-    ``acc[m, n]`` holds row ``m`` of A and column ``n`` of B."""
-    quotient = divide(acc, atom.c)
+    ``acc[m, n]`` holds row ``m`` of A and column ``n`` of B. Leading batch dimensions stay as
+    they are in the quotient: the atoms of batch element ``e`` read only A and B of ``e``."""
+    rank = acc.rank
+    frag_a, frag_b, frag_c = dot_fragments(atom, rank)
+    quotient = divide(acc, frag_c)
     steps = k // atom.k
-    a = reduce(quotient, [1], keepdims=True) * local(1, steps) * atom.a
-    b = reduce(quotient, [0], keepdims=True) * local(steps, 1) * atom.b
+    unit = [1] * (rank - 2)
+    a = reduce(quotient, [rank - 1], keepdims=True) * local(*unit, 1, steps) * frag_a
+    b = reduce(quotient, [rank - 2], keepdims=True) * local(*unit, steps, 1) * frag_b
     return a, b
 
 
@@ -197,7 +221,7 @@ def _dot_forward(ins: Instr, operands: Layouts) -> RegisterLayout | None:
 
 def _dot_backward(ins: Instr, out: RegisterLayout, target: Target) -> list[RegisterLayout | None]:
     atom = dot_atom(target, ins, out)
-    a, b = dot_operand_layouts(out, ins.args[0].type.shape[1], atom)
+    a, b = dot_operand_layouts(out, ins.args[0].type.shape[-1], atom)
     return [a, b, out]
 
 

@@ -5,7 +5,9 @@ slot ``j`` of the quotient is the atom ``(i, n)`` its warp runs. The operands we
 layouts ``dot_operand_layouts`` derives from the same quotient, so the A atoms ``(i, k)`` and B
 atoms ``(k, n)`` of a step ``k`` sit at slots found by ``slot_map``, independent of the warp.
 Each step issues one atom call per accumulator atom: the same loop for ``mma.sync`` and for a
-thread's own ``fma``.
+thread's own ``fma``. A batched dot (``[*B, M, K] @ [*B, K, N]``) divides by the atom's fragments
+padded with leading unit dimensions: the quotient's atoms are ``(*e, i, n)``, each reading A and
+B of its own batch element ``e``.
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ from tilevm.layouts.atoms import MmaAtom
 from tilevm.layouts.ops import reduce
 from tilevm.lowering import thread_ir as t
 from tilevm.lowering.exprs import add, compute_type, mul, slot_map
-from tilevm.lowering.layout_rules import SIMT_FMA, dot_atom, dot_operand_layouts
+from tilevm.lowering.layout_rules import SIMT_FMA, dot_atom, dot_fragments, dot_operand_layouts
 from tilevm.lowering.lower import Lowerer, lowers
 
 
 @lru_cache(maxsize=1024)
 def _operand_slots(quotient: RegisterLayout):
-    """For an accumulator atom slot: the slot (in atoms) of its A row and of its B column."""
-    rows = reduce(quotient, [1], keepdims=True)
-    cols = reduce(quotient, [0], keepdims=True)
-    to_rows = slot_map(quotient, rows, lambda idx: (idx[0], np.zeros_like(idx[1])))
-    to_cols = slot_map(quotient, cols, lambda idx: (np.zeros_like(idx[0]), idx[1]))
+    """For an accumulator atom slot: the slot (in atoms) of its A row and of its B column, in
+    the same batch element (an atom ``(*e, i, n)`` reads A atoms ``(*e, i, :)`` and B atoms
+    ``(*e, :, n)``)."""
+    rank = quotient.rank
+    rows = reduce(quotient, [rank - 1], keepdims=True)
+    cols = reduce(quotient, [rank - 2], keepdims=True)
+    to_rows = slot_map(quotient, rows, lambda idx: (*idx[:-1], np.zeros_like(idx[-1])))
+    to_cols = slot_map(quotient, cols, lambda idx: (*idx[:-2], np.zeros_like(idx[-2]), idx[-1]))
     return to_rows, to_cols
 
 
@@ -41,7 +46,7 @@ def _dot(lw: Lowerer, ins: Instr) -> None:
     a, b, c = ins.args
     out = ins.out
     layout = out.type.layout
-    k_size = a.type.shape[1]
+    k_size = a.type.shape[-1]
     atom = dot_atom(lw.target, ins, layout)
     want_a, want_b = dot_operand_layouts(layout, k_size, atom)
     if a.type.layout != want_a or b.type.layout != want_b:
@@ -59,7 +64,7 @@ def _dot(lw: Lowerer, ins: Instr) -> None:
             t.Set(t.Elem(acc, i, ct), _as(lw.element(c, i), compute_type(c.type.dtype), ct))
         ),
     )
-    quotient = divide(layout, atom.c)
+    quotient = divide(layout, dot_fragments(atom, layout.rank)[2])
     to_rows, to_cols = _operand_slots(quotient)
     steps = k_size // atom.k
     issue = _fma if atom is SIMT_FMA else _atom_call

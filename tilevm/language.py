@@ -73,7 +73,9 @@ _DOCS = {
     "sum": "sum(x, axis, keepdims=False)",
     "max": "max(x, axis, keepdims=False)",
     "min": "min(x, axis, keepdims=False)",
-    "dot": "dot(a, b, acc=None) -> acc + a @ b",
+    "dot": "dot(a, b, acc=None) -> acc + a @ b: a [*B, M, K], b [*B, K, N], acc [*B, M, N], "
+    "batched like numpy's matmul over leading dimensions B that must be equal (no broadcasting); "
+    "acc defaults to zeros of f32 (float inputs) or i32 (integers)",
     "reshape": "reshape(x, shape)",
     "transpose": "transpose(x, dims=None)",
     "annotate": "annotate(x, layout): pin a register layout",

@@ -239,28 +239,52 @@ def reduce(b: Builder, op: str, x: Any, axis: Any, keepdims: bool) -> Any:
 
 def dot(b: Builder, a: Any, c: Any, acc: Any) -> Var:
     a, c = b.require_tile(a, "tv.dot"), b.require_tile(c, "tv.dot")
-    if len(a.type.shape) != 2 or len(c.type.shape) != 2 or a.type.shape[1] != c.type.shape[0]:
-        raise b.shape_error(
-            "tv.dot multiplies [M, K] by [K, N]",
-            expected="two 2-D tiles with matching K",
-            found=f"{list(a.type.shape)} and {list(c.type.shape)}",
-        )
+    shape = _dot_shape(b, a.type.shape, c.type.shape)
     if a.type.dtype != c.type.dtype:
         raise b.type_error(
             "tv.dot operands differ in dtype",
             expected="one dtype",
             found=f"{a.type.dtype}, {c.type.dtype}",
         )
-    shape = (a.type.shape[0], c.type.shape[1])
     if acc is None:
         acc_dtype = dts.f32 if a.type.dtype.is_float else dts.i32
         acc = full(b, shape, 0, acc_dtype)
     acc = b.require_tile(acc, "tv.dot accumulator")
     if acc.type.shape != shape:
         raise b.shape_error(
-            "tv.dot accumulator shape", expected=str(list(shape)), found=str(list(acc.type.shape))
+            "tv.dot accumulator shape",
+            expected=f"{list(shape)} ([*B, M, N] of a [*B, M, K] and b [*B, K, N])",
+            found=str(list(acc.type.shape)),
         )
     return b.instr("dot", TileType(acc.type.dtype, shape), [a, c, acc], name="acc")
+
+
+def _dot_shape(b: Builder, a: tuple[int, ...], c: tuple[int, ...]) -> tuple[int, ...]:
+    """``[*B, M, K] @ [*B, K, N] -> [*B, M, N]``; the batch dimensions ``B`` must be equal (they
+    are not broadcast: a broadcast operand would be copied per batch element in registers)."""
+    found = f"{list(a)} and {list(c)}"
+    if len(a) < 2 or len(c) < 2:
+        raise b.shape_error(
+            "tv.dot multiplies [*B, M, K] by [*B, K, N]",
+            expected="two tiles of rank 2 or more",
+            found=found,
+            hint="a vector is a [1, K] or [K, 1] tile: x[None, :] or x[:, None]",
+        )
+    if a[:-2] != c[:-2]:
+        raise b.shape_error(
+            "tv.dot operands differ in their batch dimensions",
+            expected=f"b's leading (batch) dimensions equal to a's, {list(a[:-2])}",
+            found=found,
+            hint="batch dimensions are not broadcast: load or reshape both operands to one batch",
+        )
+    if a[-1] != c[-2]:
+        raise b.shape_error(
+            "tv.dot inner dimensions differ",
+            expected=f"b's K (dimension {len(c) - 2}) equal to a's last dimension, {a[-1]}",
+            found=found,
+            hint="tv.dot(a, b) contracts a's last dimension with b's second to last",
+        )
+    return (*a[:-1], c[-1])
 
 
 def reshape(b: Builder, x: Any, shape: Sequence[int]) -> Var:
