@@ -239,6 +239,8 @@ class CStyleRenderer:
             return self.trap()
         if fn == "printf":
             return f"printf({', '.join(args)})"
+        if fn == "vfill":
+            return f"tv_vfill<{self.storage_type(e.dtype)}, {args[2]}>({args[0]}, {args[1]})"
         return f"tv_{fn}({', '.join(args)})"
 
     def shuffle_xor(self, value: str, mask: str) -> str:

@@ -176,9 +176,10 @@ def slot_map(src: RegisterLayout, dst: RegisterLayout, project: Project) -> Call
     return build
 
 
-def slot_table(src: RegisterLayout, dst: RegisterLayout) -> np.ndarray:
-    """For each slot of ``src``, the slot of ``dst`` (same thread) holding the same element."""
-    return _slot_table(src, dst, lambda index: index)
+def slot_table(src: RegisterLayout, dst: RegisterLayout, project: Project | None = None):
+    """For each slot of ``src``, the slot of ``dst`` (same thread) holding the same element
+    (or ``project`` of it); a CompileError if some thread's slot would differ."""
+    return _slot_table(src, dst, project or (lambda index: index))
 
 
 def _slot_table(src: RegisterLayout, dst: RegisterLayout, project: Project) -> np.ndarray:

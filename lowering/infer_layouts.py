@@ -76,10 +76,25 @@ class _Solver:
         for var in list(self.producer):
             if var not in self.layouts:
                 self.assign(var, self.vector(var))
-        for stmt in reversed(stmts):
+        for stmt in reversed(stmts):  # users before producers: wants travel up the chain
             if isinstance(stmt, Instr) and stmt.op in ELEMENTWISE and is_tile(stmt.out):
                 self.settle_elementwise(stmt)
+            elif isinstance(stmt, Instr) and stmt.op in ("reshape", "transpose"):
+                self.settle_relabel(stmt)
         return self.layouts
+
+    def settle_relabel(self, ins: Instr) -> None:
+        """A reshape or transpose takes the layout its users need when one exists for its
+        operand (which may then settle there in turn): a chain of elementwise instructions,
+        reshapes and transposes ends up in the slot order of the instruction it feeds."""
+        wanted = {w for w in self.wanted_by_users(ins.out) if w is not None}
+        if len(wanted) != 1:
+            return
+        (layout,) = wanted
+        if layout == self.layouts[ins.out] or layout.num_threads != self.kernel.num_threads:
+            return
+        if BACKWARD[ins.op](ins, layout, self.target)[0] is not None:
+            self.layouts[ins.out] = layout
 
     def settle_elementwise(self, ins: Instr) -> None:
         """Compute an elementwise result directly in the layout its users need when its operands

@@ -49,6 +49,7 @@ class TensorFacts:
     contiguous: bool = True  # last stride is 1
     aligned16: bool = True  # base address is a multiple of 16 bytes
     stride_align: int = 1  # every other stride is a multiple of this many elements
+    extent_align: int = 1  # the last dimension's extent is a multiple of this many elements
 
 
 _RESERVED = {

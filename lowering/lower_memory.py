@@ -83,6 +83,9 @@ class GlobalAccess:
             divisors.append(max(1, 128 // self.dtype.bits))
         self.vector = vector_width(lw, layout, self.dtype, divisors)
         self.packed = packed
+        # a run starts at a multiple of its width; when the last extent is one too, a run is
+        # all inside or all outside: no element-by-element edge path
+        self.whole_runs = self.vector > 1 and facts.extent_align % self.vector == 0
 
     def index(self, slot: t.Expr) -> list[t.Expr]:
         return [add(o, c) for o, c in zip(self.offsets, coords(self.layout, self.lw.tid, slot))]
@@ -149,7 +152,11 @@ def global_load(lw: Lowerer, out: Var, access: GlobalAccess, fill: t.Expr) -> No
         index = access.index(i)
         fast = t.VecLoad(name, i, access.mem(index), v)
         with lw.block() as slow:
-            lw.slots(v, lambda j: [lw.emit(s) for s in element(add(i, j))], var="tv_j")
+            if access.whole_runs:  # the whole run is outside: one vector of the fill value
+                ref = t.Ref(name, i, out.type.dtype)
+                lw.emit(t.Effect(t.Call("vfill", (ref, fill, const(v)), out.type.dtype)))
+            else:
+                lw.slots(v, lambda j: [lw.emit(s) for s in element(add(i, j))], var="tv_j")
         lw.emit(t.IfThen(access.inside(index, v - 1), (fast,), tuple(slow)))
 
     lw.slots(layout.local_size, run, step=v)
@@ -176,7 +183,8 @@ def _store(lw: Lowerer, ins: Instr) -> None:
         index = access.index(i)
         fast = t.VecStore(access.mem(index), name, i, v)
         with lw.block() as slow:
-            lw.slots(v, lambda j: lw.emit(element(add(i, j))), var="tv_j")
+            if not access.whole_runs:
+                lw.slots(v, lambda j: lw.emit(element(add(i, j))), var="tv_j")
         lw.emit(t.IfThen(access.inside(index, v - 1), (fast,), tuple(slow)))
 
     with lw.first_holders(layout):

@@ -19,6 +19,7 @@ from tilevm.lowering import thread_ir as t
 from tilevm.lowering.exprs import broadcast_project, compute_type, const, coords, slot_map
 from tilevm.lowering.lower import Lowerer, lowers
 from tilevm.lowering.lower_cast import lower_packed_cast
+from tilevm.lowering.lower_half2 import lower_half_pairs
 
 _BIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "and": "and", "or": "or",
         "xor": "xor"}  # fmt: skip
@@ -64,6 +65,8 @@ def _literal_as(expr: t.Expr, ct: DataType) -> t.Expr:
 
 @lowers("binary")
 def _binary(lw: Lowerer, ins: Instr) -> None:
+    if lower_half_pairs(lw, ins):  # halves and bfloats: one packed operation per register
+        return
     dtype = ins.out.type.dtype
     ct = compute_type(dtype)
     op = ins.attr("op")
@@ -174,6 +177,9 @@ def _view(lw: Lowerer, ins: Instr) -> None:
     src, out = ins.args[0], ins.out
     a, b = src.type.dtype.bits, out.type.dtype.bits
     lw.views[out] = src
+    if src.type.dtype == out.type.dtype and src not in lw.carried:
+        lw.names.of[out] = lw.name(src)  # a relabelling: the very same registers
+        return
     name = lw.declare_tile(out)
     word = dts.u64 if max(a, b) > 32 else dts.u32
     n_out = out.type.layout.local_size

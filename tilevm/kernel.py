@@ -52,6 +52,7 @@ class ParamSpec:
     contiguous: bool = True
     aligned16: bool = True
     stride_align: int = 1  # a power of two dividing every stride but the last (elements)
+    extent_align: int = 1  # a power of two dividing the last dimension's extent
 
 
 def kernel(fn: Any = None, *, warps: int = 4) -> Any:
@@ -365,6 +366,7 @@ def _spec(
             host.contiguous,
             host.aligned16,
             host.stride_align,
+            host.extent_align,
         )
         return spec, host
     if isinstance(annotation, DataType) or annotation is inspect.Parameter.empty:

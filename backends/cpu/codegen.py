@@ -582,9 +582,21 @@ class _Codegen:
             pos = convert(b, self.expr(e.args[1]), "i64").v
             rest = [convert(b, self.expr(a), "u32").v for a in e.args[2:]]
             return Value(b.call(self.helpers.get(fn, "u32"), [p, pos, *rest]), "u32")
-        if fn in ("half2_add", "half2_mul", "bfloat2_add", "bfloat2_mul", "lanes16_eq"):
+        if fn in PAIR_HELPERS:
             args = [convert(b, self.expr(a), "u32").v for a in e.args]
             return Value(b.call(self.helpers.get(fn, "u32"), args), "u32")
+        if fn == "load_u32":  # two 16-bit slots of a register array read as one word
+            ptr = b.bitcast(self.expr(e.args[0]).v, I32.as_pointer())
+            word = b.load(ptr, typ=I32)
+            word.align = 2
+            return Value(word, "u32")
+        if fn == "vfill":  # count slots of a register array set to one value
+            c = ct.storage(e.dtype)
+            value = convert(b, self.expr(e.args[1]), c).v
+            base = self.expr(e.args[0]).v
+            for j in range(int(e.args[2].value)):
+                b.store(value, b.gep(base, [ir.Constant(I64, j)], source_etype=LLVM[c]))
+            return ct.const("i32", 0)
         if fn == "store_u32":  # two 16-bit slots of a register array written as one word
             word = convert(b, self.expr(e.args[1]), "u32")
             store = b.store(word.v, b.bitcast(self.expr(e.args[0]).v, I32.as_pointer()))
@@ -669,6 +681,10 @@ class _Codegen:
             g.initializer = ir.Constant(ty, data)
             self.strings[text] = g
         return self.strings[text]
+
+
+PAIR_HELPERS = frozenset(f"{kind}2_{op}" for kind in ("half", "bfloat") for op in
+                        ("add", "sub", "mul")) | {"lanes16_eq"}  # fmt: skip
 
 
 def _bits32(e: t.Expr) -> bool:

@@ -69,6 +69,12 @@ class Helpers:
     def _half2_mul(self, key: str, c: str) -> ir.Function:
         return self._pair(key, "half", "fmul")
 
+    def _half2_sub(self, key: str, c: str) -> ir.Function:
+        return self._pair(key, "half", "fsub")
+
+    def _bfloat2_sub(self, key: str, c: str) -> ir.Function:
+        return self._pair(key, "bfloat", "fsub")
+
     def _bfloat2_add(self, key: str, c: str) -> ir.Function:
         return self._pair(key, "bfloat", "fadd")
 

@@ -25,17 +25,52 @@ typedef unsigned long long uint64_t;
 #define TV_NAN_D __longlong_as_double(0x7ff8000000000000ll)
 
 // One aligned access of N elements (16 bytes at most): LDG.128 / STS.128 and friends.
+// Elements under 32 bits move between memory and their (16-byte aligned) register array as
+// whole 32-bit words, so the registers that matrix instructions read are never split up.
 template <typename T, int N> struct __align__(sizeof(T) * N) tv_vec { T v[N]; };
+template <int B> struct tv_words_of;  // the unsigned integer vector of B bytes
+template <> struct tv_words_of<4> { typedef uint32_t type; };
+template <> struct tv_words_of<8> { typedef uint2 type; };
+template <> struct tv_words_of<16> { typedef uint4 type; };
+template <typename T, int N> __device__ constexpr bool tv_by_words() {
+    return sizeof(T) < 4 && sizeof(T) * N >= 4;
+}
 template <typename T, int N> TV_INLINE void tv_vload(T* dst, const T* src) {
-    tv_vec<T, N> tmp = *reinterpret_cast<const tv_vec<T, N>*>(src);
-    #pragma unroll
-    for (int i = 0; i < N; ++i) dst[i] = tmp.v[i];
+    if constexpr (tv_by_words<T, N>()) {
+        typedef typename tv_words_of<sizeof(T) * N>::type W;
+        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+    } else {
+        tv_vec<T, N> tmp = *reinterpret_cast<const tv_vec<T, N>*>(src);
+        #pragma unroll
+        for (int i = 0; i < N; ++i) dst[i] = tmp.v[i];
+    }
 }
 template <typename T, int N> TV_INLINE void tv_vstore(T* dst, const T* src) {
-    tv_vec<T, N> tmp;
-    #pragma unroll
-    for (int i = 0; i < N; ++i) tmp.v[i] = src[i];
-    *reinterpret_cast<tv_vec<T, N>*>(dst) = tmp;
+    if constexpr (tv_by_words<T, N>()) {
+        typedef typename tv_words_of<sizeof(T) * N>::type W;
+        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+    } else {
+        tv_vec<T, N> tmp;
+        #pragma unroll
+        for (int i = 0; i < N; ++i) tmp.v[i] = src[i];
+        *reinterpret_cast<tv_vec<T, N>*>(dst) = tmp;
+    }
+}
+// N slots of a register array set to one value (whole words, as tv_vload writes them).
+template <typename T, int N> TV_INLINE void tv_vfill(T* dst, T value) {
+    if constexpr (tv_by_words<T, N>()) {
+        uint32_t bits = 0;
+        #pragma unroll
+        for (int i = 0; i < (int)(4 / sizeof(T)); ++i)
+            reinterpret_cast<T*>(&bits)[i] = value;
+        #pragma unroll
+        for (int i = 0; i < (int)(sizeof(T) * N / 4); ++i) {
+            reinterpret_cast<uint32_t*>(dst)[i] = bits;
+        }
+    } else {
+        #pragma unroll
+        for (int i = 0; i < N; ++i) dst[i] = value;
+    }
 }
 
 // Sign-extend the low B bits.
@@ -176,6 +211,19 @@ TV_INLINE uint32_t tv_bfloat2_mul(uint32_t a, uint32_t b) {
     __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&a),
                                *reinterpret_cast<__nv_bfloat162*>(&b));
     return *reinterpret_cast<uint32_t*>(&r);
+}
+TV_INLINE uint32_t tv_half2_sub(uint32_t a, uint32_t b) {
+    __half2 r = __hsub2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+TV_INLINE uint32_t tv_bfloat2_sub(uint32_t a, uint32_t b) {
+    __nv_bfloat162 r = __hsub2(*reinterpret_cast<__nv_bfloat162*>(&a),
+                               *reinterpret_cast<__nv_bfloat162*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+}
+// Two consecutive 16-bit slots of a register array read as one word.
+template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
 }
 // 0xffff in each 16-bit lane where a and b agree.
 TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) { return __vcmpeq2(a, b); }

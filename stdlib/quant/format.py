@@ -5,8 +5,8 @@ matrix ``w[N, K]`` to ``dtype`` with one scale per group (per row and group), ro
 
 * signed integers ``iN``: symmetric, ``w ~ q * s`` with ``s = max|w| / (2**(N-1) - 1)``;
 * unsigned integers ``uN`` with ``zero_point=True``: asymmetric, ``w ~ (q - z) * s`` with an
-  integer zero point ``z`` per group (min/max of the group); without zero points ``uN`` is stored
-  with the mid-range zero ``2**(N-1)`` (the same values as ``iN``, the top bit flipped);
+  integer zero point ``z`` per group (min/max of the group); without zero points ``uN`` has the
+  mid-range zero ``2**(N-1)``: the values of ``iN``, and packed as ``iN`` (two's complement);
 * floats (``f4e2m1fn``, ``f6e3m2fn``, ``f8e4m3fn``, ...): ``w ~ q * s`` with
   ``s = max|w| / dtype.max``, ``q`` rounded to the nearest value of ``dtype``.
 
@@ -101,6 +101,8 @@ class QuantizedWeight:
         dt = _weight_dtype(dtype)
         n, k = codes.shape
         _group(group_size, k)
+        if dt.kind == "uint" and zeros is None:  # q + 2**(b-1) -> q in two's complement
+            codes = codes ^ (1 << (dt.bits - 1))
         t = (lambda a: a.T.copy()) if isinstance(codes, np.ndarray) else (
             lambda a: a.T.contiguous())  # fmt: skip
         qw = cls(pack_codes(codes, dt), t(scales), None if zeros is None else t(zeros), dt,
@@ -189,11 +191,9 @@ def _round(groups: np.ndarray, dt: tv.DataType, zero_point: bool, sdt: tv.DataTy
     elif zero_point:
         q = np.clip(np.rint(ratio) + zeros[..., None], 0, 2**dt.bits - 1)
         codes = q.astype(np.int64)
-    else:  # symmetric: signed values; an unsigned type stores them with the top bit flipped
+    else:  # symmetric, signed values (an unsigned type without zero points too: see _packed)
         q = np.clip(np.rint(ratio), -(2 ** (dt.bits - 1)), 2 ** (dt.bits - 1) - 1).astype(np.int64)
         codes = q & (2**dt.bits - 1)
-        if dt.kind == "uint":
-            codes ^= 1 << (dt.bits - 1)
     store = tv.dtypes.to_numpy(sdt)
     return codes, scales.astype(store), None if zeros is None else zeros.astype(store)
 
@@ -233,10 +233,8 @@ def _code_values(qw: QuantizedWeight) -> np.ndarray:
     codes = np.arange(1 << dt.bits)
     if dt.is_float:
         return dt.decode(codes.astype(dt.storage)).astype(np.float64)
-    if dt.kind == "int":
+    if dt.kind == "int" or qw.zeros is None:  # two's complement (see the module docstring)
         return np.where(codes >= 2 ** (dt.bits - 1), codes - 2**dt.bits, codes).astype(float)
-    if qw.zeros is None:  # the mid-range zero
-        return (codes - 2 ** (dt.bits - 1)).astype(np.float64)
     return codes.astype(np.float64)
 
 

@@ -108,8 +108,8 @@ def reference(x: Any, qw: QuantizedWeight, bias: Any = None) -> np.ndarray:
 
 
 def _field_dtype(qw: QuantizedWeight) -> tv.DataType:
-    """Unsigned weights without zero points hold ``q + 2**(b-1)``: read as signed, the same bits
-    are ``q`` (the top bit flipped is two's complement)."""
+    """Unsigned weights without zero points are stored as the signed type (their values are
+    ``q - 2**(b-1)``, packed in two's complement)."""
     dt = qw.dtype
     if dt.kind == "uint" and qw.zeros is None:
         return tv.int_type(dt.bits)

@@ -68,6 +68,10 @@ class HostTensor:
     def stride_align(self) -> int:
         return stride_align(self.strides, self.dtype.bits)
 
+    @property
+    def extent_align(self) -> int:
+        return extent_align(self.shape, self.dtype.bits)
+
     def write_back(self) -> None:
         if isinstance(self.source, PackedArray):
             self.source.data[:] = dts.pack_codes(self.codes.reshape(-1), self.dtype.bits)
@@ -146,6 +150,16 @@ def stride_align(strides: tuple[int, ...], bits: int) -> int:
     for s in strides[:-1]:
         while align > 1 and s % align:
             align //= 2
+    return align
+
+
+def extent_align(shape: tuple[int, ...], bits: int) -> int:
+    """The largest power of two, up to one 16-byte vector of elements, dividing the last
+    dimension's extent: a run of that many aligned elements is all inside or all outside."""
+    align = max(1, 128 // max(bits, 1))
+    n = shape[-1] if shape else align
+    while align > 1 and n % align:
+        align //= 2
     return align
 
 

@@ -68,7 +68,7 @@ class CompiledKernel(LaunchShape):
 
 def facts_of(specs: Sequence[Any]) -> dict[str, TensorFacts]:
     return {
-        s.name: TensorFacts(s.contiguous, s.aligned16, s.stride_align)
+        s.name: TensorFacts(s.contiguous, s.aligned16, s.stride_align, s.extent_align)
         for s in specs
         if s.kind == "tensor"
     }

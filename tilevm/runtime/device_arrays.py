@@ -10,7 +10,7 @@ from typing import Any
 import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import LaunchTypeError
-from tilevm.runtime.arrays import PackedArray, c_strides, stride_align
+from tilevm.runtime.arrays import PackedArray, c_strides, extent_align, stride_align
 
 KDL_CUDA = 2  # DLPack's device type for CUDA memory
 
@@ -26,6 +26,10 @@ class DeviceTensor:
     stride_align: int
     device: int
     source: Any
+
+    @property
+    def extent_align(self) -> int:
+        return extent_align(self.shape, self.dtype.bits)
 
 
 def _torch():

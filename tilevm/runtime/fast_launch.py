@@ -18,7 +18,7 @@ import numpy as np
 
 import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
-from tilevm.runtime.arrays import stride_align
+from tilevm.runtime.arrays import extent_align, stride_align
 
 _MISS = object()
 
@@ -70,14 +70,17 @@ class FastPath:
                 strides = tuple(s // item for s in value.strides)
                 parts.append((value.dtype, value.ndim, not strides or strides[-1] == 1,
                               value.ctypes.data & 15 == 0, stride_align(strides, item * 8),
-                              "host"))  # fmt: skip
+                              extent_align(value.shape, item * 8), "host"))  # fmt: skip
             elif torch is not None and type(value) is torch.Tensor:
                 if not value.is_cuda:
                     return None
                 strides = value.stride()
-                align = stride_align(strides, value.element_size() * 8)
+                bits = value.element_size() * 8
+                align = stride_align(strides, bits)
                 parts.append((value.dtype, len(strides), not strides or strides[-1] == 1,
-                              value.data_ptr() & 15 == 0, align, value.device.index))  # fmt: skip
+                              value.data_ptr() & 15 == 0, align,
+                              extent_align(tuple(value.shape), bits),
+                              value.device.index))  # fmt: skip
             elif kind != "tensor" and type(value) in (int, float, bool):
                 parts.append(type(value))
             else:
