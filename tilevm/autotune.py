@@ -34,6 +34,7 @@ from tilevm.autotune_config import (
 from tilevm.backends.cuda import driver
 from tilevm.errors import LaunchError, LaunchTypeError, TilevmError
 from tilevm.kernel import Kernel, Launcher
+from tilevm.language import Tensor
 from tilevm.runtime import autotune_store, devices
 from tilevm.runtime.arrays import PackedArray, is_tensor_like
 from tilevm.runtime.autotune_bench import clone_args, time_cuda, time_host
@@ -84,6 +85,11 @@ class Autotuner:
         self._names = list(params)
         self._params = set(params)
         self._tuned = {name for c in self.configs for name in c.constexprs}
+        # Which arguments are tensors, from the annotations where they say (launches ask).
+        self._tensors = [n for n, p in params.items() if _tensor_annotation(p.annotation)]
+        self._untyped = [
+            n for n, p in params.items() if p.annotation is p.empty and n not in self._tuned
+        ]
         self._defaults = {
             n: p.default
             for n, p in params.items()
@@ -254,7 +260,7 @@ class Autotuner:
 
     def _launch(self, config: Config, grid: Grid, args, kwargs, bound, device) -> None:
         launcher = self._launcher(self._grid(grid, bound, config))
-        launcher(*args, device=device, warps=config.warps, **kwargs, **config.constexprs)
+        launcher(*args, device=device, warps=config.warps, **kwargs, **config._kwargs)
 
     def _launcher(self, grid: Any) -> Launcher:
         """``kernel[grid]``, kept for grids seen before (checking a grid costs microseconds)."""
@@ -268,7 +274,7 @@ class Autotuner:
 
     @staticmethod
     def _grid(grid: Grid, bound: dict[str, Any], config: Config) -> Any:
-        return grid({**bound, **config.meta()}) if callable(grid) else grid
+        return grid({**bound, **config._meta}) if callable(grid) else grid
 
     # ----- arguments, keys, files -------------------------------------------------------------
     def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +320,7 @@ class Autotuner:
     def _key(self, bound: dict[str, Any], where: str) -> str:
         """The key as text, for the results file: the key arguments (tensors: shapes), every
         tensor's dtype, the kind of device (not its index: equal GPUs share results)."""
-        parts = [f"{name}={describe(self._keyed(bound, name))}" for name in self.key]
+        parts = [f"{name}={describe(bound[name])}" for name in self.key]
         parts += [f"{n}:{dtype_name(v)}" for n, v in bound.items() if is_tensor_like(v)]
         parts.append("cuda" if where.startswith("cuda") else where)
         return ", ".join(parts)
@@ -322,27 +328,26 @@ class Autotuner:
     def _memo(self, bound: dict[str, Any], device: str | None) -> tuple:
         """The same facts as the key (with the device asked for and where each tensor lives
         in place of the device), cheaper to build: every launch builds it."""
-        parts: list[Any] = [device]
-        for name in self.key:
-            value = bound[name] if name in bound else self._keyed(bound, name)
-            parts.append(tuple(value.shape) if is_tensor_like(value) else value)
-        parts += [(v.dtype, _lives(v)) for v in bound.values() if is_tensor_like(v)]
-        memo = tuple(parts)
         try:
+            parts: list[Any] = [device]
+            for name in self.key:
+                value = bound[name]
+                parts.append(tuple(value.shape) if self._is_tensor(name, value) else value)
+            for name in self._tensors:
+                value = bound[name]
+                parts.append((value.dtype, _lives(value)))
+            for name in self._untyped:
+                value = bound[name]
+                if is_tensor_like(value):
+                    parts.append((name, value.dtype, _lives(value)))
+            memo = tuple(parts)
             hash(memo)
-        except TypeError:  # an unhashable value (a list): key on its printed form
-            return (device, *(describe(p) for p in parts[1:]))
+        except (AttributeError, TypeError):  # a list, or no tensor where one belongs
+            return (device, self._key(bound, "-"))
         return memo
 
-    def _keyed(self, bound: dict[str, Any], name: str) -> Any:
-        if name not in bound:
-            raise LaunchTypeError(
-                f"missing argument '{name}' for kernel {self.__name__}",
-                expected=f"{self.__name__}{self.kernel.signature}",
-                found="nothing",
-                code="autotune-arguments",
-            )
-        return bound[name]
+    def _is_tensor(self, name: str, value: Any) -> bool:
+        return name in self._tensors or (name in self._untyped and is_tensor_like(value))
 
     def _label(self, bound: dict[str, Any]) -> str:
         return ", ".join(f"{n}={describe(bound[n])}" for n in self.key)
@@ -387,6 +392,10 @@ class TunedLauncher:
     def best_config(self, *args: Any, device: str | None = None, **kwargs: Any) -> Config:
         """The config a launch with these arguments uses (tuning first if needed)."""
         return self.tuner.best_config(*args, grid=self.grid, device=device, **kwargs)
+
+
+def _tensor_annotation(annotation: Any) -> bool:
+    return annotation is Tensor or isinstance(annotation, Tensor)
 
 
 def _lives(tensor: Any) -> Any:

@@ -22,7 +22,7 @@ class Config:
     """One candidate: constexpr values for the kernel and the launch's ``warps``. Frozen and
     hashable; prints as ``BM=64, BN=128, warps=4``; ``config.BM`` reads a value."""
 
-    __slots__ = ("_items", "warps", "_hash")
+    __slots__ = ("_items", "_kwargs", "_meta", "warps", "_hash")
 
     def __init__(self, *, warps: int = 4, **constexprs: Any) -> None:
         if not isinstance(warps, int) or isinstance(warps, bool) or not 1 <= warps <= MAX_WARPS:
@@ -45,6 +45,9 @@ class Config:
                 ) from None
         object.__setattr__(self, "_items", tuple(constexprs.items()))
         object.__setattr__(self, "warps", warps)
+        # Read-only views for launches, built once (a launch would otherwise build two dicts).
+        object.__setattr__(self, "_kwargs", dict(constexprs))
+        object.__setattr__(self, "_meta", {**constexprs, "warps": warps})
         object.__setattr__(self, "_hash", hash((frozenset(self._items), warps)))
 
     @property
