@@ -5,7 +5,7 @@
 (+ bias) on the packed weights. See docs/quantization.md.
 """
 
+from tilevm.stdlib.quant.dispatch import linear, reference
 from tilevm.stdlib.quant.format import QuantizedWeight, dequantize, quantize
-from tilevm.stdlib.quant.linear import linear, reference
 
 __all__ = ["QuantizedWeight", "dequantize", "linear", "quantize", "reference"]

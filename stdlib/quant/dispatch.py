@@ -1,0 +1,183 @@
+"""``linear(x, qw, bias=None)``: ``x @ dequantize(qw).T (+ bias)`` without dequantizing.
+
+Few rows (decode) take ``decode_kernel``: the weights stream once, through the tensor cores.
+Many rows (prefill) take ``prefill_kernel``: a tiled GEMM whose weight tiles are dequantized from
+shared memory into the tensor cores' registers. Both accumulate in f32 and round once to the
+activations' dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import tilevm as tv
+from tilevm.stdlib.quant.decode import decode_kernel
+from tilevm.stdlib.quant.format import QuantizedWeight, dequantized_values
+from tilevm.stdlib.quant.prefill import prefill_kernel
+
+ACTIVATIONS = ("float16", "bfloat16")
+DECODE_ROWS = 16  # at most this many activation rows take the decode path
+
+
+# Candidates the autotuner times (per weight type, group, shapes); the heuristics pick without
+# timing (the interpreter, TILEVM_AUTOTUNE=0).
+DECODE_CONFIGS = [
+    tv.Config(RN=rn, BM=bm, warps=w) for bm in (8, 16) for rn in (1, 2, 4) for w in (4, 8, 16)
+]
+PREFILL_CONFIGS = [
+    tv.Config(BM=bm, RN=rn, STAGES=st, GROUP_M=8, warps=w)
+    for bm, rn, w in ((128, 8, 4), (128, 16, 8), (64, 8, 4), (128, 8, 8), (256, 8, 8))
+    for st in (2, 3)
+]
+KEY = ["x", "w", "y", "FIELD", "ZERO", "BIAS", "GROUP"]
+
+
+def _decode_heuristic(x: Any, w: Any, **_: Any) -> tv.Config:
+    """Row tiles over blocks, the rest of the GPU's warps over K; on the host, small blocks
+    (the CPU runs blocks in parallel; big ones only compile slower)."""
+    bm = 8 if x.shape[0] <= 8 else 16
+    if not _on_gpu(x):
+        return tv.Config(RN=1, BM=bm, warps=4)
+    return tv.Config(RN=1 if w.shape[0] <= 1024 else 2, BM=bm, warps=8)
+
+
+def _decode_prune(configs: list[tv.Config], x: Any, **_: Any) -> list[tv.Config]:
+    bm = 8 if x.shape[0] <= 8 else 16
+    return [c for c in configs if c.constexprs["BM"] == bm]
+
+
+def _prefill_heuristic(x: Any, y: Any, **_: Any) -> tv.Config:
+    """128x128 tiles on a GPU; on the host a tile that fits every target's shared memory
+    (64 KiB, AMD's) at every width."""
+    if not _on_gpu(x):
+        return tv.Config(BM=32, RN=2, STAGES=2, GROUP_M=8, warps=2)
+    return tv.Config(BM=128 if y.shape[0] >= 128 else 64, RN=8, STAGES=3, GROUP_M=8, warps=4)
+
+
+def _prefill_prune(configs: list[tv.Config], y: Any, **_: Any) -> list[tv.Config]:
+    m = y.shape[0]
+    small = [c for c in configs if c.constexprs["BM"] <= max(64, m)]
+    return small or configs[:1]
+
+
+def _on_gpu(x: Any) -> bool:
+    return getattr(getattr(x, "device", None), "type", "cpu") != "cpu"
+
+
+decode_tuned = tv.autotune(
+    DECODE_CONFIGS, KEY, heuristic=_decode_heuristic, prune=_decode_prune
+)(decode_kernel)
+prefill_tuned = tv.autotune(
+    PREFILL_CONFIGS, KEY, heuristic=_prefill_heuristic, prune=_prefill_prune
+)(prefill_kernel)
+
+
+def linear(x: Any, qw: QuantizedWeight, bias: Any = None, *, out: Any = None, **launch) -> Any:
+    """``x @ dequantize(qw).T (+ bias)`` for ``x[..., K]`` of f16 or bf16 (numpy arrays or
+    torch tensors), the result ``[..., N]`` in ``x``'s dtype (or written into ``out``). Up to
+    ``DECODE_ROWS`` rows take the decode kernel, more the prefill kernel, each launched with
+    its autotuned config. ``launch`` goes to the kernel launch (``device=``, ...)."""
+    n, k = qw.shape
+    _check(x, qw, bias)
+    lead = tuple(x.shape[:-1])
+    x2 = x.reshape(-1, k)
+    m = x2.shape[0]
+    y = _empty_like(x2, (m, n)) if out is None else out.reshape(m, n)
+    if m == 0:
+        return y.reshape(*lead, n)
+    if m <= DECODE_ROWS:
+        decode(x2, qw, bias, y, **launch)
+    else:
+        prefill(x2, qw, bias, y, **launch)
+    return y.reshape(*lead, n)
+
+
+def decode(x: Any, qw: QuantizedWeight, bias: Any, y: Any, config: tv.Config | None = None,
+           **launch) -> None:  # fmt: skip
+    """The decode kernel on 2-D ``x[M, K]`` into ``y[M, N]`` (``config``: skip tuning)."""
+    m, tiles = x.shape[0], qw.packed.shape[0]
+
+    def grid(meta: dict) -> tuple[int, int]:
+        return -(-tiles // meta["RN"]), -(-m // meta["BM"])
+
+    _launch(decode_tuned, grid, config, x, qw, bias, y, launch)
+
+
+def prefill(x: Any, qw: QuantizedWeight, bias: Any, y: Any, config: tv.Config | None = None,
+            **launch) -> None:  # fmt: skip
+    """The prefill kernel on 2-D ``x[M, K]`` into ``y[M, N]`` (``config``: skip tuning)."""
+    m, n = y.shape
+
+    def grid(meta: dict) -> tuple[int]:
+        return (-(-m // meta["BM"]) * -(-n // (16 * meta["RN"])),)
+
+    _launch(prefill_tuned, grid, config, x, qw, bias, y, launch)
+
+
+def _launch(tuned, grid, config, x, qw: QuantizedWeight, bias, y, launch: dict) -> None:
+    args = (x, qw.packed, qw.scales, _or(qw.zeros, qw.scales), _or(bias, qw.scales), y)
+    consts = {"FIELD": _field_dtype(qw), "ZERO": qw.zeros is not None, "BIAS": bias is not None,
+              "GROUP": 0 if qw.group_size == -1 else qw.group_size}  # fmt: skip
+    if config is None:
+        tuned[grid](*args, **consts, **launch)
+        return
+    meta = dict(config.constexprs)
+    tuned.kernel[grid(meta)](*args, **consts, **meta, warps=config.warps, **launch)
+
+
+def _or(a: Any, b: Any) -> Any:
+    """``a``, or ``b`` standing in for an argument the kernel does not read."""
+    return b if a is None else a
+
+
+def reference(x: Any, qw: QuantizedWeight, bias: Any = None) -> np.ndarray:
+    """``x @ dequantize(qw).T (+ bias)`` in float64 on the host."""
+    xs = _host(x).astype(np.float64)
+    out = xs @ _host(dequantized_values(qw)).T
+    if bias is not None:
+        out = out + _host(bias).astype(np.float64)
+    return out
+
+
+def _field_dtype(qw: QuantizedWeight) -> tv.DataType:
+    """Unsigned weights without zero points are stored as the signed type (their values are
+    ``q - 2**(b-1)``, packed in two's complement)."""
+    dt = qw.dtype
+    if dt.kind == "uint" and qw.zeros is None:
+        return tv.int_type(dt.bits)
+    return dt
+
+
+def _check(x: Any, qw: QuantizedWeight, bias: Any) -> None:
+    n, k = qw.shape
+    dtype = str(x.dtype).removeprefix("torch.")
+    if dtype not in ACTIVATIONS:
+        raise tv.LaunchTypeError(
+            "linear activations dtype",
+            expected="float16 or bfloat16",
+            found=dtype,
+            hint="convert first, e.g. x.half()",
+        )
+    if len(x.shape) < 1 or x.shape[-1] != k:
+        raise tv.LaunchError(
+            "linear activations do not match the weight",
+            expected=f"[..., {k}] (the weight is [{n}, {k}])",
+            found=str(list(x.shape)),
+        )
+    if bias is not None and tuple(bias.shape) != (n,):
+        raise tv.LaunchError("linear bias shape", expected=f"[{n}]", found=str(list(bias.shape)))
+
+
+def _empty_like(x: Any, shape: tuple[int, int]) -> Any:
+    if isinstance(x, np.ndarray):
+        return np.empty(shape, x.dtype)
+    return x.new_empty(shape)
+
+
+def _host(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    x = x.detach().cpu()
+    return x.numpy() if x.dtype.is_floating_point and x.element_size() >= 4 else x.float().numpy()

@@ -1,0 +1,159 @@
+"""``quant.linear`` against a float64 dequantize-then-matmul reference: every weight type (each
+integer width signed, unsigned with and without zero points, the small floats) with every group
+size on every executor, the rows covering both kernels (decode up to 16 rows, prefill above),
+f16 and bf16 activations, weight shapes that are not multiples of the kernels' tiles, fresh
+random data and poisoned outputs. On a GPU the full product runs, up to 4096 rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tests.devices import DEVICES, at
+from tilevm.backends.cuda import driver
+from tilevm.stdlib.quant import dispatch as linear_module
+from tilevm.stdlib.quant import linear, quantize, reference
+
+FLOATS = ["f3e1m1", "f4e2m1fn", "f5e2m2", "f6e2m3fn", "f6e3m2fn", "f7e3m3", "f8e4m3fn", "f8e5m2",
+          "f8e4m3fnuz", "f8e5m2fnuz", "f4e2m1", "f8e4m3"]  # fmt: skip
+WEIGHTS = (
+    [(f"i{b}", False) for b in range(1, 9)]
+    + [(f"u{b}", zp) for b in range(1, 9) for zp in (False, True)]
+    + [(f, False) for f in FLOATS]
+)
+GROUPS = [32, 64, 128, -1]
+ROWS = [1, 3, 16, 100]
+ACTIVATIONS = [np.float16, "bfloat16"]
+N, K = 40, 384  # 2.5 row tiles; 3 chunks of 128 columns, 1.5 of 256
+
+
+def _activation_dtype(name):
+    return tv.dtypes.to_numpy(tv.bf16) if name == "bfloat16" else np.dtype(name)
+
+
+def _case(rng, dtype: str, zero_point: bool, group: int, m: int, act, bias: bool):
+    w = rng.standard_normal((N, K)).astype(np.float32) * rng.uniform(0.5, 2, (N, 1))
+    qw = quantize(w, dtype, group, zero_point=zero_point)
+    x = rng.standard_normal((m, K)).astype(_activation_dtype(act))
+    b = rng.standard_normal(N).astype(np.float32) if bias else None
+    return qw, x, b
+
+
+def _check(y: np.ndarray, qw, x, b) -> None:
+    got = y.astype(np.float64)
+    assert not np.isnan(got).any(), "unwritten output (NaN poison survived)"
+    ref = reference(x, qw, b)
+    tol = 2e-3 if y.dtype == np.float16 else 1.6e-2  # output rounding: 2**-11 or 2**-8
+    err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+    assert err < tol, f"relative error {err:.2e}"
+
+
+def _run(device: str, qw, x, b) -> np.ndarray:
+    y = np.full((x.shape[0], N), np.nan).astype(x.dtype)
+    at(device, _Linear(qw, b))(x, y)
+    return y
+
+
+class _Linear:
+    """``linear`` in the shape ``tests.devices.run`` launches (arrays first, device= last)."""
+
+    def __init__(self, qw, bias) -> None:
+        self.qw, self.bias = qw, bias
+
+    def __call__(self, x, y, device: str) -> None:
+        qw, bias = self.qw, self.bias
+        if device.startswith("cuda"):
+            qw = qw.to("cuda")
+            bias = None if bias is None else _torch().from_numpy(bias).cuda()
+        linear(x, qw, bias, out=y, device=device)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+CASES = [
+    (dtype, zp, group, ROWS[(i + j) % len(ROWS)], ACTIVATIONS[(i + j // 2) % 2], (i + j) % 2 == 0)
+    for i, (dtype, zp) in enumerate(WEIGHTS)
+    for j, group in enumerate(GROUPS)
+]  # every weight type meets every group size; rows, activations and bias rotate
+
+
+@pytest.fixture(autouse=True)
+def _heuristic_configs(monkeypatch):
+    """The kernels' heuristic configs: tuning (timing every config) is for real workloads."""
+    monkeypatch.setenv("TILEVM_AUTOTUNE", "0")
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d in ("interp", "cpu", "cpu:amd")])
+@pytest.mark.parametrize(
+    "dtype, zero_point, group, m, act, bias", CASES, ids=lambda v: str(v).replace(" ", "")
+)
+def test_linear_matches_the_float64_reference(
+    dtype, zero_point, group, m, act, bias, device, rng
+) -> None:
+    qw, x, b = _case(rng, dtype, zero_point, group, m, act, bias)
+    _check(_run(device, qw, x, b), qw, x, b)
+
+
+def test_leading_dimensions_and_a_new_output(rng) -> None:
+    qw, x, b = _case(rng, "u4", True, 64, 6, np.float16, True)
+    x3 = x.reshape(2, 3, K)
+    y = linear(x3, qw, b)
+    assert y.shape == (2, 3, N) and y.dtype == np.float16
+    _check(y.reshape(6, N), qw, x, b)
+    assert linear(np.zeros((0, K), np.float16), qw).shape == (0, N)
+
+
+def test_both_kernels_give_the_same_sums(rng) -> None:
+    """Decode (f32 scaling per group) and prefill (weights scaled in f16) on the same rows."""
+    qw, x, _ = _case(rng, "i4", False, 128, 16, np.float16, False)
+    y1 = np.empty((16, N), np.float16)
+    y2 = np.empty((16, N), np.float16)
+    linear_module.decode(x, qw, None, y1)
+    linear_module.prefill(x, qw, None, y2)
+    _check(y1, qw, x, None)
+    _check(y2, qw, x, None)
+
+
+@pytest.mark.parametrize(
+    "x_dtype, shape, message",
+    [
+        (np.float32, (3, K), "activations dtype"),
+        (np.float16, (3, K + 1), "do not match the weight"),
+    ],
+)
+def test_bad_activations_are_clear_errors(x_dtype, shape, message, rng) -> None:
+    qw, _, _ = _case(rng, "u4", True, 64, 1, np.float16, False)
+    with pytest.raises(tv.TilevmError, match=message):
+        linear(np.zeros(shape, x_dtype), qw)
+    with pytest.raises(tv.LaunchError, match="bias"):
+        linear(np.zeros((3, K), np.float16), qw, np.zeros(N + 1, np.float32))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not driver.available(), reason="no CUDA GPU here")
+@pytest.mark.parametrize("m", [1, 3, 16, 100, 4096])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_full_matrix_on_the_gpu(m, act, rng) -> None:
+    """Every weight type x group size x zero points on/off x rows x activations on CUDA, with
+    weight shapes of a few tiles and edges (N = 200, K = 1536)."""
+    torch = _torch()
+    n, k = 200, 1536
+    for dtype, zp in WEIGHTS:
+        for group in GROUPS:
+            w = torch.randn(n, k, device="cuda")
+            qw = quantize(w, dtype, group, zero_point=zp)
+            tdt = torch.float16 if act is np.float16 else torch.bfloat16
+            x = torch.randn(m, k, device="cuda", dtype=tdt)
+            y = torch.full((m, n), float("nan"), device="cuda", dtype=tdt)
+            linear(x, qw, out=y)
+            torch.cuda.synchronize()
+            ref = reference(x, qw)
+            got = y.double().cpu().numpy()
+            assert not np.isnan(got).any(), (dtype, zp, group)
+            err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+            assert err < (2e-3 if tdt == torch.float16 else 1.6e-2), (dtype, zp, group, err)
