@@ -15,6 +15,7 @@ import numpy as np
 import tilevm as tv
 from tilevm.stdlib.quant.decode import decode_kernel
 from tilevm.stdlib.quant.format import QuantizedWeight, dequantized_values
+from tilevm.stdlib.quant.layouts import Unit
 from tilevm.stdlib.quant.prefill import prefill_kernel
 
 ACTIVATIONS = ("float16", "bfloat16")
@@ -48,12 +49,22 @@ def _decode_prune(configs: list[tv.Config], x: Any, **_: Any) -> list[tv.Config]
     return [c for c in configs if c.constexprs["BM"] == bm]
 
 
-def _prefill_heuristic(x: Any, y: Any, **_: Any) -> tv.Config:
-    """128x128 tiles on a GPU; on the host a tile that fits every target's shared memory
-    (64 KiB, AMD's) at every width."""
+def _prefill_heuristic(x: Any, y: Any, FIELD: tv.DataType, **_: Any) -> tv.Config:
+    """128x128 tiles on a GPU, three stages where they fit; on the host a tile that fits every
+    target's shared memory (64 KiB, AMD's) at every width."""
     if not _on_gpu(x):
         return tv.Config(BM=32, RN=2, STAGES=2, GROUP_M=8, warps=2)
-    return tv.Config(BM=128 if y.shape[0] >= 128 else 64, RN=8, STAGES=3, GROUP_M=8, warps=4)
+    unit, top = Unit(FIELD.bits), 128 if y.shape[0] >= 128 else 64
+    for bm, rn, stages in ((top, 8, 3), (top, 8, 2), (64, 8, 2), (64, 4, 2)):
+        if prefill_shared_bytes(unit, bm, rn, stages) <= 200 * 1024:
+            break
+    return tv.Config(BM=bm, RN=rn, STAGES=stages, GROUP_M=8, warps=4)
+
+
+def prefill_shared_bytes(unit: Unit, bm: int, rn: int, stages: int) -> int:
+    """The prefill kernel's shared memory: the activation and packed-weight rings and the
+    dequantized weight tile."""
+    return stages * (bm * unit.kc * 2 + rn * unit.words * 4) + 16 * rn * unit.kc * 2
 
 
 def _prefill_prune(configs: list[tv.Config], y: Any, **_: Any) -> list[tv.Config]:

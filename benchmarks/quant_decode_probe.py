@@ -1,0 +1,88 @@
+"""Where the decode path's time goes (M = 1): the same kernel timed three ways, and a sweep of
+its configs, so launch overhead and kernel time are told apart.
+
+    python3 benchmarks/quant_decode_probe.py [--dtypes u4,i4] [--n 8192 --k 8192]
+
+* ``linear``: the public call (Python, autotuned dispatch, launch), timed as the benchmark does;
+* ``launch``: the kernel launched directly with the tuned config (the repeat-launch path);
+* ``graph``: ten launches captured in a CUDA graph and replayed: the kernel alone.
+Each rotates among 8 copies of the weights; ``do_bench`` flushes L2 before each timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from itertools import count
+
+import torch
+from triton.testing import do_bench
+
+import tilevm as tv
+from tilevm.stdlib.quant import dispatch, linear
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from quant_linear import COPIES, copies, random_weight  # noqa: E402
+
+
+def us(fn) -> float:
+    return do_bench(fn, warmup=10, rep=60, return_mode="median") * 1e3
+
+
+def graph_us(launch, sets, per_graph: int = 10) -> float:
+    """Microseconds per launch, from replays of ``per_graph`` launches over rotating weights."""
+    stream = torch.cuda.Stream()
+    launch(sets[0])  # compiled and loaded before capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        for i in range(per_graph):
+            launch(sets[i % len(sets)])
+    return us(graph.replay) / per_graph
+
+
+def direct(x, y, config: tv.Config):
+    """The decode kernel with ``config``, past the autotuner."""
+    return lambda qw: dispatch.decode(x, qw, None, y, config=config)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dtypes", default="u4,i4,u8")
+    parser.add_argument("--n", type=int, default=8192)
+    parser.add_argument("--k", type=int, default=8192)
+    parser.add_argument("--m", type=int, default=1)
+    args = parser.parse_args()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    print(f"device: {torch.cuda.get_device_name()}, N={args.n} K={args.k} M={args.m}")
+    for name in args.dtypes.split(","):
+        qw = random_weight(args.n, args.k, name, gen)
+        sets = copies(qw)
+        x = torch.randn(args.m, args.k, device="cuda", dtype=torch.float16)
+        y = torch.empty(args.m, args.n, device="cuda", dtype=torch.float16)
+        order = count()
+        t_linear = us(lambda: linear(x, sets[next(order) % COPIES], out=y))
+        best = dispatch.decode_tuned.best_config(
+            x, qw.packed, qw.scales, qw.zeros if qw.zeros is not None else qw.scales,
+            qw.scales, y, FIELD=dispatch._field_dtype(qw), ZERO=qw.zeros is not None,
+            BIAS=False, GROUP=128)  # fmt: skip
+        launch = direct(x, y, best)
+        order = count()
+        t_launch = us(lambda launch=launch: launch(sets[next(order) % COPIES]))
+        t_graph = graph_us(launch, sets)
+        print(f"{name}: linear {t_linear:.1f} us, launch {t_launch:.1f} us, graph "
+              f"{t_graph:.1f} us per kernel ({best})", flush=True)  # fmt: skip
+        row = []
+        for rn in (1, 2, 4):
+            for warps in (4, 8, 16):
+                cfg = tv.Config(RN=rn, BM=8 if args.m <= 8 else 16, warps=warps)
+                try:
+                    row.append(f"RN={rn} w{warps}: {graph_us(direct(x, y, cfg), sets):.1f}")
+                except tv.TilevmError as exc:
+                    row.append(f"RN={rn} w{warps}: {exc.code}")
+        print(f"  graph sweep: {'; '.join(row)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
