@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from itertools import count
 
 import torch
 from triton.testing import do_bench
@@ -22,7 +21,7 @@ import tilevm as tv
 from tilevm.stdlib.quant import dispatch, linear
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from quant_linear import COPIES, copies, random_weight  # noqa: E402
+from quant_linear import copies, random_weight, rotating  # noqa: E402
 
 
 def us(fn) -> float:
@@ -60,15 +59,13 @@ def main() -> int:
         sets = copies(qw)
         x = torch.randn(args.m, args.k, device="cuda", dtype=torch.float16)
         y = torch.empty(args.m, args.n, device="cuda", dtype=torch.float16)
-        order = count()
-        t_linear = us(lambda: linear(x, sets[next(order) % COPIES], out=y))
+        t_linear = us(rotating(lambda qw, x=x, y=y: linear(x, qw, out=y), sets))
         best = dispatch.decode_tuned.best_config(
             x, qw.packed, qw.scales, qw.zeros if qw.zeros is not None else qw.scales,
             qw.scales, y, FIELD=dispatch._field_dtype(qw), ZERO=qw.zeros is not None,
             BIAS=False, GROUP=128)  # fmt: skip
         launch = direct(x, y, best)
-        order = count()
-        t_launch = us(lambda launch=launch: launch(sets[next(order) % COPIES]))
+        t_launch = us(rotating(launch, sets))
         t_graph = graph_us(launch, sets)
         print(f"{name}: linear {t_linear:.1f} us, launch {t_launch:.1f} us, graph "
               f"{t_graph:.1f} us per kernel ({best})", flush=True)  # fmt: skip
