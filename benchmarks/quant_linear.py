@@ -9,10 +9,13 @@ For each weight shape ``(N, K)``, activation rows ``M`` and weight dtype: random
 (and, for u4, zero points) are packed on the GPU; the result is first checked against a float64
 product with the dequantized weights (output poisoned with NaN); then tilevm, cuBLAS f16
 (``torch.matmul`` with the dequantized f16 weights) and torch's int4 kernel
-(``_weight_int4pack_mm``, bf16, group 128, its own packing) are timed with CUDA events (median,
-``triton.testing.do_bench``), every candidate rotating among 8 copies of its weights so that they
-come from device memory, not L2. The floor is the bytes that must move (packed weights, scales,
-zero points, activations, output) over the measured device-to-device copy bandwidth.
+(``_weight_int4pack_mm``, bf16, group 128, its own packing) are timed on the GPU: 8 calls, each
+on its own copy of the weights (so they come from device memory, not L2), captured in a CUDA
+graph and replayed (median of ``triton.testing.do_bench``, L2 flushed before each replay), which
+leaves out the host's launch overhead as serving's decode graphs do; ``linear() call us`` is one
+plain call from Python (host overhead included). The floor is the bytes that must move (packed
+weights, scales, zero points, activations, output) over the measured device-to-device copy
+bandwidth.
 """
 
 from __future__ import annotations
@@ -41,6 +44,19 @@ COPIES = 8
 def bench(fn) -> float:
     """Median microseconds."""
     return do_bench(fn, warmup=10, rep=60, return_mode="median") * 1e3
+
+
+def graph_bench(fn, items) -> float:
+    """Median microseconds per call of ``fn(item)``, one call per item captured in a CUDA graph
+    and the graph replayed (L2 flushed before each replay): the GPU's time without the host's
+    launch overhead, as serving runs decode steps."""
+    fn(items[0])  # compiled, tuned and loaded before capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=torch.cuda.Stream()):
+        for item in items:
+            fn(item)
+    return bench(graph.replay) / len(items)
 
 
 def copy_bandwidth() -> float:
@@ -97,7 +113,7 @@ def torch_int4(x: torch.Tensor, w16: torch.Tensor) -> tuple[float | None, str]:
         xb = x.to(torch.bfloat16)
         mm = torch.ops.aten._weight_int4pack_mm
         mm(xb, tiles[0], GROUP, sz)
-        return bench(rotating(lambda t: mm(xb, t, GROUP, sz), tiles)), ""
+        return graph_bench(lambda t: mm(xb, t, GROUP, sz), tiles), ""
     except Exception as exc:  # an API change between torch versions: report, keep going
         return None, f"{type(exc).__name__}: {exc}"[:120]
 
@@ -116,7 +132,7 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
     for m in ms:
         x = torch.randn(m, k, device="cuda", dtype=torch.float16, generator=gen)
         f16 = [w16s[dtypes[0]].clone() for _ in range(COPIES)]
-        cublas = bench(rotating(lambda w, x=x: torch.matmul(x, w.T), f16))
+        cublas = graph_bench(lambda w, x=x: torch.matmul(x, w.T), f16)
         int4, why = torch_int4(x, w16s[dtypes[0]])
         del f16
         for name in dtypes:
@@ -131,11 +147,12 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
                 print(f"| {n}x{k} | {m} | {name} | FAILED: {type(exc).__name__}: {exc} |"[:400])
                 continue
             sets = copies(qw)
-            us = bench(rotating(lambda q, x=x, y=y: linear(x, q, out=y), sets))
+            us = graph_bench(lambda q, x=x, y=y: linear(x, q, out=y), sets)
+            call = bench(rotating(lambda q, x=x, y=y: linear(x, q, out=y), sets))
             moved = qw.nbytes + 2 * m * (k + n)
             rows.append({"N": n, "K": k, "M": m, "dtype": name, "us": us,
                          "floor_us": moved / bandwidth * 1e6, "cublas_us": cublas,
-                         "int4_us": int4, "int4_note": why, "rel_err": err,
+                         "int4_us": int4, "int4_note": why, "rel_err": err, "call_us": call,
                          "tflops": 2 * m * n * k / us / 1e6})  # fmt: skip
             print(line(rows[-1]), flush=True)
             del sets
@@ -143,7 +160,7 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
 
 
 HEAD = ("| N x K | M | weights | tilevm us | floor us | of floor | cuBLAS f16 us | vs f16 | "
-        "torch int4 us | vs int4 | TFLOP/s | rel err |")  # fmt: skip
+        "torch int4 us | vs int4 | TFLOP/s | rel err | linear() call us |")  # fmt: skip
 
 
 def line(r: dict) -> str:
@@ -152,7 +169,7 @@ def line(r: dict) -> str:
     return (f"| {r['N']}x{r['K']} | {r['M']} | {r['dtype']} | {r['us']:.1f} | "
             f"{r['floor_us']:.1f} | {r['floor_us'] / r['us']:.0%} | {r['cublas_us']:.1f} | "
             f"{r['cublas_us'] / r['us']:.2f}x | {int4} | {vs4} | {r['tflops']:.0f} | "
-            f"{r['rel_err']:.1e} |")  # fmt: skip
+            f"{r['rel_err']:.1e} | {r['call_us']:.1f} |")  # fmt: skip
 
 
 def plot(rows: list[dict], path: str) -> None:
@@ -195,11 +212,11 @@ def main() -> int:
     dtypes = [d for d in args.dtypes.split(",") if d] or DTYPES
     bandwidth = copy_bandwidth()
     print(f"device: {torch.cuda.get_device_name()}, copy bandwidth {bandwidth / 1e9:.0f} GB/s")
-    print(HEAD + "\n|" + "---|" * 12, flush=True)
+    print(HEAD + "\n|" + "---|" * 13, flush=True)
     rows = []
     for n, k in shapes:
         rows += run(n, k, ms, dtypes, bandwidth)
-    print("\n" + HEAD + "\n|" + "---|" * 12 + "\n" + "\n".join(line(r) for r in rows))
+    print("\n" + HEAD + "\n|" + "---|" * 13 + "\n" + "\n".join(line(r) for r in rows))
     if args.json:
         chosen = {f"{tuned.__name__} {key}": str(config) for tuned in
                   (dispatch.decode_tuned, dispatch.prefill_tuned)

@@ -121,8 +121,9 @@ class Lowerer:
         self._bodies: list[list[t.Stmt]] = [[]]
         self._line: int | None = None
         self.tid = t.Sym("tid")
-        self.views: dict[Var, Var] = {}  # a view's result -> the tile whose bits it reads
+        self.views: dict[Var, tuple] = {}  # a view's result -> (the tile it reads, a mark)
         self.carried: set[Var] = set()  # values that Assign changes (not read through views)
+        self.assigned: dict[Var, int] = {}  # how many Assigns to each value were emitted
 
     # ----- statement lists --------------------------------------------------------------------
     def emit(self, stmt: t.Stmt) -> None:
@@ -279,8 +280,18 @@ class Lowerer:
         text = (loc.source_line or "").strip()
         self.emit(t.Comment(f"line {loc.line}: {text}" if text else f"line {loc.line}"))
 
+    def reads_unchanged(self, var: Var) -> tuple:
+        """A mark: ``unchanged_since(var, mark)`` later says whether code emitted in between,
+        in the same statement list, can see a different ``var`` (an Assign to it)."""
+        return (self._bodies[-1], self.assigned.get(var, 0))
+
+    def unchanged_since(self, var: Var, mark: tuple) -> bool:
+        body, count = mark
+        return body is self._bodies[-1] and count == self.assigned.get(var, 0)
+
     def _assign(self, stmt: Assign) -> None:
         target = stmt.target
+        self.assigned[target] = self.assigned.get(target, 0) + 1
         if isinstance(target.type, TileType):
             name = self.name(target)
             self.slots(

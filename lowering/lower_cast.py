@@ -108,9 +108,11 @@ class Value:
 def lower_packed_cast(lw: Lowerer, ins: Instr) -> bool:
     """Lower ``ins`` (a cast) from the words under its operand's view; False if it cannot."""
     src, out = ins.args[0], ins.out
-    packed = lw.views.get(src) if isinstance(src, Var) else None
-    if packed is None or packed in lw.carried or not isinstance(out.type, TileType):
+    packed, mark = lw.views.get(src, (None, None)) if isinstance(src, Var) else (None, None)
+    if packed is None or not isinstance(out.type, TileType):
         return False
+    if packed in lw.carried and not lw.unchanged_since(packed, mark):
+        return False  # the words under the view may have been given new values since
     field, dst = src.type.dtype, out.type.dtype
     fmt = _FORMATS.get(dst.name)
     if fmt is None or packed.type.dtype.bits not in (8, 16, 32):

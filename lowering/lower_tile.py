@@ -176,7 +176,7 @@ def _view(lw: Lowerer, ins: Instr) -> None:
     it anew. Compile-time shifts and masks (the CUDA compiler turns them into prmt/lop3)."""
     src, out = ins.args[0], ins.out
     a, b = src.type.dtype.bits, out.type.dtype.bits
-    lw.views[out] = src
+    lw.views[out] = (src, lw.reads_unchanged(src))
     if src.type.dtype == out.type.dtype and src not in lw.carried:
         lw.names.of[out] = lw.name(src)  # a relabelling: the very same registers
         return

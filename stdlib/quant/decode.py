@@ -52,9 +52,12 @@ def decode_kernel(
     n0 = tile0 * 16
     m0 = tv.block_id(1) * BM
     acc = tv.zeros([S, BN, BM], tv.f32)
+    words = weight_words(unit, RN, S)
+    raw = tv.load(w, [tile0, 0, 0], [RN, S, unit.words], layout=words)
     for i in range(tv.cdiv(w.shape[1], S)):
         c0 = i * S
-        raw = tv.load(w, [tile0, c0, 0], [RN, S, unit.words], layout=weight_words(unit, RN, S))
+        # the next chunk's words are requested before this one is used: two chunks in flight
+        ahead = tv.load(w, [tile0, c0 + S, 0], [RN, S, unit.words], layout=words)
         q = tv.view(raw, dtype=FIELD, layout=weight_values(unit, RN, S, G))
         wt = q.to(x.dtype)  # [S, NG, BN, G]
         if ZERO and GROUP:
@@ -70,6 +73,7 @@ def decode_kernel(
             s = tv.load(scales, [c0 * NG, n0], [S * NG, BN])
             part = part * tv.reshape(s.to(tv.f32), [S, NG, BN, 1])
         acc = acc + tv.sum(part, axis=1)
+        raw = ahead
     total = tv.sum(acc, axis=0)  # [BN, BM]: the warps' partial sums meet
     if not GROUP:
         total = total * tv.reshape(tv.load(scales, [0, n0], [1, BN]).to(tv.f32), [BN, 1])

@@ -25,7 +25,9 @@ DECODE_ROWS = 16  # at most this many activation rows take the decode path
 # Candidates the autotuner times (per weight type, group, shapes); the heuristics pick without
 # timing (the interpreter, TILEVM_AUTOTUNE=0).
 DECODE_CONFIGS = [
-    tv.Config(RN=rn, BM=bm, warps=w) for bm in (8, 16) for rn in (1, 2, 4) for w in (4, 8, 16)
+    tv.Config(RN=rn, BM=bm, warps=w)
+    for bm in (8, 16)
+    for rn, w in ((1, 8), (1, 16), (2, 8), (2, 16), (4, 8))
 ]
 PREFILL_CONFIGS = [
     tv.Config(BM=bm, RN=rn, STAGES=st, GROUP_M=8, warps=w)
@@ -77,9 +79,9 @@ def _on_gpu(x: Any) -> bool:
     return getattr(getattr(x, "device", None), "type", "cpu") != "cpu"
 
 
-decode_tuned = tv.autotune(
-    DECODE_CONFIGS, KEY, heuristic=_decode_heuristic, prune=_decode_prune
-)(decode_kernel)
+decode_tuned = tv.autotune(DECODE_CONFIGS, KEY, heuristic=_decode_heuristic, prune=_decode_prune)(
+    decode_kernel
+)
 prefill_tuned = tv.autotune(
     PREFILL_CONFIGS, KEY, heuristic=_prefill_heuristic, prune=_prefill_prune
 )(prefill_kernel)
