@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.stdlib.host import empty_like, to_host
 
 
 @tv.kernel
@@ -183,7 +184,7 @@ def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None,
     m, k = a.shape
     n = b.shape[1]
     if out is None:
-        out = _empty_like(a, (m, n))
+        out = empty_like(a, (m, n))
     elif tuple(out.shape) != (m, n):
         raise tv.LaunchError(
             "matmul output shape",
@@ -211,7 +212,7 @@ def _tiles(m: int, n: int, bm: int, bn: int) -> int:
 
 def reference(a: Any, b: Any) -> np.ndarray:
     """``a @ b`` in float64 on the host."""
-    return _host(a).astype(np.float64) @ _host(b).astype(np.float64)
+    return to_host(a).astype(np.float64) @ to_host(b).astype(np.float64)
 
 
 def _check(a: Any, b: Any) -> None:
@@ -264,15 +265,3 @@ def _row_major(x: Any) -> tuple[Any, bool]:
         found=f"strides {(s0, s1)}",
         hint="make it contiguous first",
     )
-
-
-def _empty_like(a: Any, shape: tuple[int, int]) -> Any:
-    if isinstance(a, np.ndarray):
-        return np.empty(shape, a.dtype)
-    return a.new_empty(shape)
-
-
-def _host(x: Any) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    return x.detach().float().cpu().numpy()

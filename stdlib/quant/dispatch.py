@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.stdlib.host import empty_like, to_host
 from tilevm.stdlib.quant.decode import decode_kernel
 from tilevm.stdlib.quant.format import QuantizedWeight, dequantized_values
 from tilevm.stdlib.quant.layouts import Unit
@@ -97,7 +98,7 @@ def linear(x: Any, qw: QuantizedWeight, bias: Any = None, *, out: Any = None, **
     lead = tuple(x.shape[:-1])
     x2 = x.reshape(-1, k)
     m = x2.shape[0]
-    y = _empty_like(x2, (m, n)) if out is None else out.reshape(m, n)
+    y = empty_like(x2, (m, n)) if out is None else out.reshape(m, n)
     if m == 0:
         return y.reshape(*lead, n)
     if m <= DECODE_ROWS:
@@ -147,10 +148,10 @@ def _or(a: Any, b: Any) -> Any:
 
 def reference(x: Any, qw: QuantizedWeight, bias: Any = None) -> np.ndarray:
     """``x @ dequantize(qw).T (+ bias)`` in float64 on the host."""
-    xs = _host(x).astype(np.float64)
-    out = xs @ _host(dequantized_values(qw)).T
+    xs = to_host(x).astype(np.float64)
+    out = xs @ to_host(dequantized_values(qw)).T
     if bias is not None:
-        out = out + _host(bias).astype(np.float64)
+        out = out + to_host(bias).astype(np.float64)
     return out
 
 
@@ -181,16 +182,3 @@ def _check(x: Any, qw: QuantizedWeight, bias: Any) -> None:
         )
     if bias is not None and tuple(bias.shape) != (n,):
         raise tv.LaunchError("linear bias shape", expected=f"[{n}]", found=str(list(bias.shape)))
-
-
-def _empty_like(x: Any, shape: tuple[int, int]) -> Any:
-    if isinstance(x, np.ndarray):
-        return np.empty(shape, x.dtype)
-    return x.new_empty(shape)
-
-
-def _host(x: Any) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    x = x.detach().cpu()
-    return x.numpy() if x.dtype.is_floating_point and x.element_size() >= 4 else x.float().numpy()

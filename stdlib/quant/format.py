@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.stdlib.host import to_host
 from tilevm.stdlib.quant.layouts import LANES, ROWS, Unit, field_sources, word_positions
 
 GROUP_SIZES = (32, 64, 128, -1)
@@ -115,7 +116,7 @@ class QuantizedWeight:
         """The weight ``to_dict`` wrote."""
         try:
             blob = tensors[f"{prefix}quant_config"]
-            meta = json.loads(bytes(_host(blob).astype(np.uint8)).decode())
+            meta = json.loads(bytes(to_host(blob).astype(np.uint8)).decode())
             packed, scales = tensors[f"{prefix}qweight"], tensors[f"{prefix}scales"]
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             raise tv.LaunchError(
@@ -146,7 +147,7 @@ def quantize(
 ) -> QuantizedWeight:
     """Quantize ``w[N, K]`` (numpy or torch, any device) to ``dtype`` (see the module doc)."""
     dt = _weight_dtype(dtype)
-    host = _host(w).astype(np.float64)
+    host = to_host(w).astype(np.float64)
     if host.ndim != 2:
         raise tv.LaunchError(
             "quantize takes a 2-D weight", expected="[N, K]", found=str(list(host.shape))
@@ -426,16 +427,6 @@ def _check_arrays(qw: QuantizedWeight) -> None:
                 expected=str(list(shape)),
                 found=str(list(arr.shape)),
             )
-
-
-def _host(x: Any) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "detach"):
-        t = x.detach().cpu()
-        return t.float().numpy() if t.dtype.is_floating_point and t.element_size() < 4 else \
-            t.numpy()  # fmt: skip
-    return np.asarray(x)
 
 
 def _like(qw: QuantizedWeight, w: Any) -> QuantizedWeight:
