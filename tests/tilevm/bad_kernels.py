@@ -138,3 +138,11 @@ def copy_too_large(x: tv.Tensor[tv.f32]):
 @tv.kernel
 def wait_runtime_count(x: tv.Tensor[tv.f32], n: tv.i32):
     tv.wait_async(n)  # <- error
+
+
+@tv.kernel
+def layout_rebound_in_loop(x: tv.Tensor[tv.f32], n: tv.i32):
+    dt = tv.f32
+    for _i in range(n):
+        dt = tv.f16  # <- error
+    tv.store(x, tv.zeros([64], dt), [0])

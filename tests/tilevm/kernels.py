@@ -235,3 +235,24 @@ def printing(x: tv.Tensor[tv.i32], out: tv.Tensor[tv.i32]):
     for i in tv.range(0, 3, 1, unroll=2):
         acc = acc + pinned * i
     tv.store(out, acc, [0])
+
+
+@tv.func
+def _pair_at(x, i):
+    return tv.load(x, [i * 4], [4]), i
+
+
+@tv.kernel
+def rotate_tuples(x: tv.Tensor[tv.i32], out: tv.Tensor[tv.i32], n: tv.i32):
+    """A loop carrying tuples (and a tuple of tuples): what the body reads at iteration i was
+    loaded two iterations before, as a software pipeline holds it."""
+    cur = _pair_at(x, 0)
+    nxt = _pair_at(x, 1)
+    total = tv.zeros([4], tv.i32)
+    for i in range(n):
+        ahead = _pair_at(x, i + 2)
+        tile, index = cur
+        total = total + tile * (index + 1)
+        cur = nxt
+        nxt = ahead
+    tv.store(out, total, [0])

@@ -52,6 +52,7 @@ CASES = [
     (bad.copy_wrong_dtype, (F32,), {}, tv.KernelTypeError, "type", TypeError),
     (bad.copy_too_large, (F32,), {}, tv.ShapeError, "shape", ValueError),
     (bad.wait_runtime_count, (F32, 2), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.layout_rebound_in_loop, (F32, 3), {}, tv.CompileError, "loop-value", None),
 ]
 
 

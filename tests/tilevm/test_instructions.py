@@ -333,6 +333,15 @@ def test_block_ids_grid_sizes_dims_and_strides(device: str) -> None:
     np.testing.assert_array_equal(out, np.tile([6, 5, 10, 2], (24, 1)))
 
 
+@pytest.mark.parametrize("n", [1, 3, 6])
+def test_tuples_carried_through_a_loop(device: str, n: int, rng) -> None:
+    x = rng.integers(-100, 100, 4 * (n + 2)).astype(np.int32)
+    out = np.full(4, -1, np.int32)
+    at(device, k.rotate_tuples[1,])(x, out, n)
+    expected = sum(x[4 * i : 4 * i + 4] * (i + 1) for i in range(n))
+    np.testing.assert_array_equal(out, expected)
+
+
 @pytest.mark.parametrize("n", [1, 7, 10, 26])
 def test_loops_branches_while_static_range_and_funcs(device: str, n: int) -> None:
     out = np.full(4, -1, np.int32)

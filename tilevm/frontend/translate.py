@@ -94,10 +94,40 @@ class Translator(ExpressionTranslator):
 
     def assign_name(self, name: str, value: Any) -> None:
         current = self.env.get(name)
-        if isinstance(current, Var) and current in self.mutable:
-            self.b.emit(Assign(current, self.coerce_like(current, value, name), self.b.loc))
+        if self.is_mutable(current):
+            self.update(current, value, name)
             return
         self.env[name] = value
+
+    def is_mutable(self, value: Any) -> bool:
+        """A mutable variable, or a tuple holding one (a tuple carried through a loop)."""
+        if isinstance(value, Var):
+            return value in self.mutable
+        return isinstance(value, tuple) and any(self.is_mutable(v) for v in value)
+
+    def update(self, current: Any, value: Any, name: str) -> None:
+        """Assign ``value`` to the mutable variable (or tuple of them) ``current``."""
+        if isinstance(current, Var):
+            self.b.emit(Assign(current, self.coerce_like(current, value, name), self.b.loc))
+            return
+        if not isinstance(value, (tuple, list)) or len(value) != len(current):
+            raise self.b.type_error(
+                f"'{name}' changes structure inside a loop or branch",
+                expected=f"a tuple of {len(current)} values",
+                found=describe(value),
+                hint="keep one tuple shape per variable",
+            )
+        for i, (c, v) in enumerate(zip(current, value)):
+            if self.is_mutable(c):
+                self.update(c, v, f"{name}[{i}]")
+            elif v is not c:
+                raise self.b.type_error(
+                    f"compile-time element {name}[{i}] changes inside a loop or branch",
+                    expected=describe(c),
+                    found=describe(v),
+                    hint="only run-time values (tiles, scalars) can change from one "
+                    "iteration to the next",
+                )
 
     def coerce_like(self, target: Var, value: Any, name: str) -> Any:
         """A new value for a mutable variable must keep its type (dtype and shape)."""
@@ -116,22 +146,45 @@ class Translator(ExpressionTranslator):
         return value
 
     def make_mutable(self, name: str) -> None:
-        """Turn ``name`` into a mutable variable (before a loop or branch that reassigns it)."""
+        """Turn ``name`` into a mutable variable (before a loop or branch that reassigns it);
+        a tuple becomes a tuple of them (its compile-time elements stay as they are)."""
         current = self.env.get(name)
-        if current is None or (isinstance(current, Var) and current in self.mutable):
-            return
+        if current is not None:
+            self.env[name] = self.mutable_value(current, name)
+
+    def mutable_value(self, current: Any, name: str) -> Any:
+        if isinstance(current, tuple):
+            return tuple(self.mutable_value(v, f"{name}_{i}") for i, v in enumerate(current))
+        if isinstance(current, Var) and current in self.mutable:
+            return current
         if isinstance(current, Var):
             if not isinstance(current.type, (ScalarType, TileType)):
-                return
+                return current
             initial = current
         elif isinstance(current, (bool, int, float)):
             initial = self.b.materialize(current)
         else:
-            return  # compile-time objects (dtypes, layouts) cannot vary at run time
+            return current  # compile-time objects (dtypes, layouts) cannot vary at run time
         mutable = self.b.var(name, initial.type)
         self.mutable.add(mutable)
         self.b.emit(Assign(mutable, initial, self.b.loc))
-        self.env[name] = mutable
+        return mutable
+
+    def check_loop_rebinding(self, before: dict[str, Any], names: list[str], node) -> None:
+        """A compile-time value rebound in a run-time loop would keep the value of the body's
+        one translation in every iteration: reject it instead of computing something else."""
+        for name in names:
+            old = before.get(name, _MISSING)
+            if old is _MISSING or self.is_mutable(old) or _same(self.env.get(name), old):
+                continue
+            raise CompileError(
+                f"compile-time value '{name}' is reassigned inside a run-time loop",
+                expected="a tile, a scalar or a tuple of them (these can change per iteration)",
+                found=describe(self.env.get(name)),
+                hint="compute it before the loop, or use tv.static_range to unroll",
+                location=self.src.loc(_store_of(name, node.body) or node),
+                code="loop-value",
+            )
 
     def stmt_If(self, node: ast.If) -> None:
         cond = self.expr(node.test)
@@ -217,14 +270,17 @@ class Translator(ExpressionTranslator):
                 self.env[node.target.id] = i
                 self.run_body(node.body)
             return
-        for name in assigned_names(node.body):
+        names = assigned_names(node.body)
+        for name in names:
             self.make_mutable(name)
+        before = dict(self.env)
         operands = [self.b.scalar_index(v, "range bound") for v in (start, stop, step)]
         loop_var = self.b.var(node.target.id, ScalarType(INDEX))
         self.env[node.target.id] = loop_var
         self.b.push()
         self.run_body(node.body)
         body = self.b.pop()
+        self.check_loop_rebinding(before, [n for n in names if n != node.target.id], node)
         attrs = tuple(sorted((k, v) for k, v in kwargs.items() if v is not None))
         self.b.emit(For(loop_var, *operands, body, attrs, self.src.loc(node)))
 
@@ -255,8 +311,10 @@ class Translator(ExpressionTranslator):
     def stmt_While(self, node: ast.While) -> None:
         if node.orelse:
             raise self.unsupported(node, "while ... else")
-        for name in assigned_names(node.body):
+        names = assigned_names(node.body)
+        for name in names:
             self.make_mutable(name)
+        before = dict(self.env)
         self.b.push()
         cond = self.expr(node.test)
         if not ops.is_runtime(cond):
@@ -273,6 +331,7 @@ class Translator(ExpressionTranslator):
         self.b.push()
         self.run_body(node.body)
         body = self.b.pop()
+        self.check_loop_rebinding(before, names, node)
         self.b.emit(While(cond_body, cond, body, self.src.loc(node)))
 
     def stmt_Return(self, node: ast.Return) -> None:
@@ -301,6 +360,27 @@ def _range_args(args: list[Any]) -> tuple[Any, Any, Any]:
     if len(args) == 2:
         return args[0], args[1], 1
     return args[0], args[1], args[2]
+
+
+def _store_of(name: str, stmts: list[ast.stmt]) -> ast.AST | None:
+    """The first place ``stmts`` assign ``name``."""
+    for stmt in stmts:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name:
+                return node
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same compile-time value (an equal one built again counts)."""
+    if a is b:
+        return True
+    if isinstance(a, Var) or isinstance(b, Var):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # values without a usable == are different
+        return False
 
 
 def assigned_names(stmts: list[ast.stmt]) -> list[str]:
