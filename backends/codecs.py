@@ -135,7 +135,7 @@ def encode_function(dt: DataType) -> CFunction:
     _check(dt)
     m, bits, emin = dt.mantissa, dt.bits, dt.min_exponent
     name = f"tv_encode_{_ident(dt)}"
-    ties_away = dt.variant == "fnu"
+    ties_away = dt.rounds_ties_away
     sh = 23 - m
     sign_bit = 1 << (bits - 1)
     body = ["uint32_t u = TV_FLOAT_TO_BITS(x);", "uint32_t a = u & 0x7fffffffu;"]
@@ -375,7 +375,7 @@ def _overflow_threshold(dt: DataType) -> int:
     nxt = dt.max_code + 1  # the code above the largest, read with an unbounded exponent
     beyond = math.ldexp((1 << m) + (nxt & ((1 << m) - 1)), (nxt >> m) - dt.bias - m)
     mid = float(dt.max) / 2 + beyond / 2
-    tie_up = dt.variant == "fnu" or nxt % 2 == 0
+    tie_up = dt.rounds_ties_away or nxt % 2 == 0
     if mid >= 2.0**128:
         return _F32_INF
     bits = _f32_bits(mid)

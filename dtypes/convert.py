@@ -226,8 +226,8 @@ def _encode_small_float(dt: DataType, x: np.ndarray, overflow: str) -> np.ndarra
     code = ((q - emin) << m) + whole.astype(np.int64)
     if not dt.has_subnormals:
         code -= 1 << m  # the leading bit is implicit even at the smallest exponent
-    if dt.variant == "fnu":
-        code += rest >= 0.5  # ties away from zero (ml_dtypes' float8_e8m0fnu)
+    if dt.rounds_ties_away:
+        code += rest >= 0.5
     else:
         code += (rest > 0.5) | ((rest == 0.5) & (code & 1 == 1))
     code = np.maximum(code, 0)  # zero-less types: tiny values become the smallest value

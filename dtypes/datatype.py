@@ -137,6 +137,12 @@ class DataType:
         return self.kind == "float" and not (self.variant == "fnu" and self.mantissa == 0)
 
     @property
+    def rounds_ties_away(self) -> bool:
+        """Rounding ties go away from zero (not to even): exponent-only scale types such as
+        ``f8e8m0fnu``, as ml_dtypes rounds them."""
+        return self.kind == "float" and self.variant == "fnu" and self.mantissa == 0
+
+    @property
     def has_zero(self) -> bool:
         return self.kind != "float" or self.has_subnormals
 

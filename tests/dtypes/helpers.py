@@ -49,7 +49,8 @@ def reference_encode(dt: tv.DataType, x: np.ndarray) -> np.ndarray:
     hi = np.clip(np.searchsorted(mags, a, side="left"), 0, len(mags) - 1)
     lo = np.clip(hi - 1, 0, None)
     hi_dist, lo_dist = mags[hi] - a, a - mags[lo]
-    if dt.variant == "fnu":
+    ties_away = dt.variant == "fnu" and dt.mantissa == 0  # exponent-only scale types
+    if ties_away:
         pick_hi = hi_dist <= lo_dist
     else:
         pick_hi = (hi_dist < lo_dist) | ((hi_dist == lo_dist) & (hi % 2 == 0))
@@ -59,7 +60,7 @@ def reference_encode(dt: tv.DataType, x: np.ndarray) -> np.ndarray:
     field, man = (dt.max_code + 1) >> dt.mantissa, (dt.max_code + 1) & ((1 << dt.mantissa) - 1)
     half_beyond = math.ldexp((1 << dt.mantissa) + man, field - dt.bias - dt.mantissa - 1)
     mid = mags[-1] / 2 + half_beyond
-    tie_up = dt.variant == "fnu" or (dt.max_code + 1) % 2 == 0
+    tie_up = ties_away or (dt.max_code + 1) % 2 == 0
     over = (a > mid) | ((a == mid) & tie_up)
     code = np.where(a > mags[-1], np.where(over, dt.max_code + 1, dt.max_code), code)
     sign = np.signbit(x) & dt.is_signed
