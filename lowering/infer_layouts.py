@@ -51,6 +51,9 @@ class _Solver:
     layouts: dict[Var, RegisterLayout] = field(default_factory=dict)
     uses: dict[Var, list[Instr | Assign]] = field(default_factory=dict)
     producer: dict[Var, Instr | Assign] = field(default_factory=dict)
+    # every assignment to a variable (a loop-carried value has one before the loop and one
+    # at the end of the body): each links the variable's layout to its value's
+    assigns: dict[Var, list[Assign]] = field(default_factory=dict)
 
     def solve(self) -> dict[Var, RegisterLayout]:
         stmts = list(_walk(self.kernel.body))
@@ -61,6 +64,8 @@ class _Solver:
             out = stmt.out if isinstance(stmt, Instr) else stmt.target
             if out is not None and is_tile(out):
                 self.producer.setdefault(out, stmt)
+            if isinstance(stmt, Assign) and is_tile(stmt.target):
+                self.assigns.setdefault(stmt.target, []).append(stmt)
         fixed = [var for var in self.producer if var.type.layout is not None]
         for var in fixed:  # layouts the user gave hold before anything spreads
             self.layouts[var] = var.type.layout
@@ -149,6 +154,7 @@ class _Solver:
         stmts = list(self.uses.get(var, []))
         if var in self.producer:
             stmts.append(self.producer[var])
+        stmts += [a for a in self.assigns.get(var, []) if a is not self.producer.get(var)]
         for stmt in stmts:
             if isinstance(stmt, Assign):
                 yield from ((v, self.layouts[var]) for v in (stmt.target, stmt.value) if v != var)

@@ -106,6 +106,30 @@ def test_disagreeing_layouts_convert_through_shared_memory_and_keep_values(
     np.testing.assert_array_equal(outs[0], 2 * x)
 
 
+@tv.kernel
+def carried_prefetch(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32], N: tv.constexpr):
+    raw = tv.load(x, [0, 0], [N, N])
+    acc = tv.zeros([N, N], tv.f32)
+    for i in range(3):
+        ahead = tv.load(x, [(i + 1) * N, 0], [N, N])  # the next block, loaded a step early
+        acc = acc + tv.annotate(raw, spatial(128 // N, N) * local(N * N // 128, 1))
+        raw = ahead
+    tv.store(out, acc, [0, 0])
+
+
+def test_a_value_carried_through_a_loop_is_loaded_in_its_users_layout(rng) -> None:
+    """``raw = ahead`` at the end of the body links ``ahead``'s layout to ``raw``'s users, so
+    the prefetching load takes it directly: no conversion (and barrier) in the loop."""
+    x = rng.standard_normal((128, 32)).astype(np.float32)
+    ir = _ir(carried_prefetch, x, np.zeros((32, 32), np.float32), N=32)
+    inferred = infer_layouts(ir, TARGET)
+    assert not inferred.conversions
+    assert not any(i.op == "convert" for i in _instrs(inferred.kernel.body))
+    out = np.full((32, 32), np.nan, np.float32)
+    carried_prefetch[1, 1](x, out, N=32, device="interp")
+    np.testing.assert_allclose(out, x[:32] + x[32:64] + x[64:96], rtol=1e-6)
+
+
 def test_a_conversion_too_large_for_shared_memory_names_both_instructions() -> None:
     x = np.zeros((32, 32), np.float32)
     tiny = Target("tiny", warp_size=32, shared_bytes=1024)
