@@ -1,7 +1,10 @@
-"""Where the decode path's time goes (M = 1): the same kernel timed three ways, and a sweep of
+"""Where the quantized linear's time goes: the same kernel timed three ways, and a sweep of
 its configs, so launch overhead and kernel time are told apart.
 
-    python3 benchmarks/quant_decode_probe.py [--dtypes u4,i4] [--n 8192 --k 8192]
+    python3 benchmarks/quant_decode_probe.py [--dtypes u4,i4] [--n 8192 --k 8192] [--m 1]
+
+Up to 16 rows the decode kernel's configs are swept (row tiles, warps);
+above, the prefill kernel's (tile, stages, warps) at each split of K, beside tilevm's f16 GEMM.
 
 * ``linear``: the public call (Python, autotuned dispatch, launch), timed as the benchmark does;
 * ``launch``: the kernel launched directly with the tuned config (the repeat-launch path);
@@ -45,6 +48,42 @@ def direct(x, y, config: tv.Config):
     return lambda qw: dispatch.decode(x, qw, None, y, config=config)
 
 
+def direct_prefill(x, y, config: tv.Config, split: int):
+    return lambda qw: dispatch.prefill(x, qw, None, y, config=config, split=split)
+
+
+def decode_sweep(x, y, sets, m: int) -> None:
+    row = []
+    for rn, warps in ((1, 8), (1, 16), (2, 8), (2, 16), (4, 8)):
+        cfg = tv.Config(RN=rn, BM=8 if m <= 8 else 16, warps=warps)
+        try:
+            row.append(f"RN={rn} w{warps}: {graph_us(direct(x, y, cfg), sets):.1f}")
+        except tv.TilevmError as exc:
+            row.append(f"RN={rn} w{warps}: {exc.code}")
+    print(f"  graph sweep: {'; '.join(row)}", flush=True)
+
+
+def prefill_sweep(x, y, sets, qw) -> None:
+    from tilevm.stdlib.matmul import matmul
+
+    w16 = torch.randn(qw.shape, device="cuda", dtype=torch.float16)
+    y16 = torch.empty_like(y)
+    print(f"  tilevm f16 GEMM: {us(lambda: matmul(x, w16.T, out=y16)):.1f} us", flush=True)
+    chunks = qw.packed.shape[1]
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    chosen = dispatch.choose_split(x.shape[0], qw.shape[0], chunks, sms)
+    for split in sorted({1, chosen} | ({2, 4} if x.shape[0] <= 1024 else set())):
+        row = []
+        for cfg in dispatch._prefill_prune(dispatch.PREFILL_CONFIGS, y, dispatch._field_dtype(qw)):
+            name = "/".join(str(v) for v in cfg.constexprs.values()) + f" w{cfg.warps}"
+            try:
+                row.append(f"{name}: {graph_us(direct_prefill(x, y, cfg, split), sets):.1f}")
+            except tv.TilevmError as exc:
+                row.append(f"{name}: {exc.code}")
+        print(f"  split {split}{' (chosen)' if split == chosen else ''}: {'; '.join(row)}",
+              flush=True)  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dtypes", default="u4,i4,u8")
@@ -60,6 +99,10 @@ def main() -> int:
         x = torch.randn(args.m, args.k, device="cuda", dtype=torch.float16)
         y = torch.empty(args.m, args.n, device="cuda", dtype=torch.float16)
         t_linear = us(rotating(lambda qw, x=x, y=y: linear(x, qw, out=y), sets))
+        if args.m > dispatch.DECODE_ROWS:
+            print(f"{name}: linear {t_linear:.1f} us", flush=True)
+            prefill_sweep(x, y, sets, qw)
+            continue
         best = dispatch.decode_tuned.best_config(
             x, qw.packed, qw.scales, qw.zeros if qw.zeros is not None else qw.scales,
             qw.scales, y, FIELD=dispatch._field_dtype(qw), ZERO=qw.zeros is not None,
@@ -69,15 +112,7 @@ def main() -> int:
         t_graph = graph_us(launch, sets)
         print(f"{name}: linear {t_linear:.1f} us, launch {t_launch:.1f} us, graph "
               f"{t_graph:.1f} us per kernel ({best})", flush=True)  # fmt: skip
-        row = []
-        for rn in (1, 2, 4):
-            for warps in (4, 8, 16):
-                cfg = tv.Config(RN=rn, BM=8 if args.m <= 8 else 16, warps=warps)
-                try:
-                    row.append(f"RN={rn} w{warps}: {graph_us(direct(x, y, cfg), sets):.1f}")
-                except tv.TilevmError as exc:
-                    row.append(f"RN={rn} w{warps}: {exc.code}")
-        print(f"  graph sweep: {'; '.join(row)}", flush=True)
+        decode_sweep(x, y, sets, args.m)
     return 0
 
 

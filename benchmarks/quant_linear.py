@@ -4,6 +4,7 @@ int4 kernel, with the memory floor, side by side in one run.
     python3 benchmarks/quant_linear.py                (the full table; needs a CUDA GPU)
     python3 benchmarks/quant_linear.py --quick        (N = K = 8192, fewer M)
     python3 benchmarks/quant_linear.py --plot speedup.png
+    python3 benchmarks/quant_linear.py --replot run.json --plot speedup.png   (no GPU needed)
 
 For each weight shape ``(N, K)``, activation rows ``M`` and weight dtype: random codes, scales
 (and, for u4, zero points) are packed on the GPU; the result is first checked against a float64
@@ -28,9 +29,9 @@ from itertools import count
 
 import numpy as np
 import torch
-from triton.testing import do_bench
 
 import tilevm as tv
+from tilevm.stdlib.matmul import matmul
 from tilevm.stdlib.quant import QuantizedWeight, dispatch, linear
 from tilevm.stdlib.quant.format import dequantized_values
 
@@ -43,6 +44,8 @@ COPIES = 8
 
 def bench(fn) -> float:
     """Median microseconds."""
+    from triton.testing import do_bench  # here: --replot runs where Triton is not installed
+
     return do_bench(fn, warmup=10, rep=60, return_mode="median") * 1e3
 
 
@@ -134,6 +137,8 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
         f16 = [w16s[dtypes[0]].clone() for _ in range(COPIES)]
         cublas = graph_bench(lambda w, x=x: torch.matmul(x, w.T), f16)
         int4, why = torch_int4(x, w16s[dtypes[0]])
+        # tilevm's own f16 GEMM on the same shape (the prefill target's yardstick)
+        own = graph_bench(lambda w, x=x: matmul(x, w.T), f16) if m >= 64 else None
         del f16
         for name in dtypes:
             qw = weights[name]
@@ -152,7 +157,8 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
             moved = qw.nbytes + 2 * m * (k + n)
             rows.append({"N": n, "K": k, "M": m, "dtype": name, "us": us,
                          "floor_us": moved / bandwidth * 1e6, "cublas_us": cublas,
-                         "int4_us": int4, "int4_note": why, "rel_err": err, "call_us": call,
+                         "int4_us": int4, "int4_note": why, "gemm_us": own, "rel_err": err,
+                         "call_us": call,
                          "tflops": 2 * m * n * k / us / 1e6})  # fmt: skip
             print(line(rows[-1]), flush=True)
             del sets
@@ -160,19 +166,24 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
 
 
 HEAD = ("| N x K | M | weights | tilevm us | floor us | of floor | cuBLAS f16 us | vs f16 | "
-        "torch int4 us | vs int4 | TFLOP/s | rel err | linear() call us |")  # fmt: skip
+        "torch int4 us | vs int4 | tilevm f16 us | vs tilevm f16 | TFLOP/s | rel err | "
+        "linear() call us |")  # fmt: skip
+COLUMNS = HEAD.count("|") - 1
 
 
 def line(r: dict) -> str:
     int4 = f"{r['int4_us']:.1f}" if r["int4_us"] else "n/a"
     vs4 = f"{r['int4_us'] / r['us']:.2f}x" if r["int4_us"] else ""
+    own = f"{r['gemm_us']:.1f}" if r.get("gemm_us") else ""
+    vs_own = f"{r['gemm_us'] / r['us']:.2f}x" if r.get("gemm_us") else ""
     return (f"| {r['N']}x{r['K']} | {r['M']} | {r['dtype']} | {r['us']:.1f} | "
             f"{r['floor_us']:.1f} | {r['floor_us'] / r['us']:.0%} | {r['cublas_us']:.1f} | "
-            f"{r['cublas_us'] / r['us']:.2f}x | {int4} | {vs4} | {r['tflops']:.0f} | "
+            f"{r['cublas_us'] / r['us']:.2f}x | {int4} | {vs4} | {own} | {vs_own} | "
+            f"{r['tflops']:.0f} | "
             f"{r['rel_err']:.1e} | {r['call_us']:.1f} |")  # fmt: skip
 
 
-def plot(rows: list[dict], path: str) -> None:
+def plot(rows: list[dict], path: str, device: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,7 +199,7 @@ def plot(rows: list[dict], path: str) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("M (activation rows)")
     ax.set_ylabel("speedup over cuBLAS f16")
-    ax.set_title(f"tilevm quantized linear, N = {n}, K = {k}, {torch.cuda.get_device_name()}")
+    ax.set_title(f"tilevm quantized linear, N = {n}, K = {k}, {device}")
     ax.legend(ncol=2, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -202,7 +213,13 @@ def main() -> int:
     parser.add_argument("--dtypes", default="")
     parser.add_argument("--plot", default="")
     parser.add_argument("--json", default="")
+    parser.add_argument("--replot", default="", help="only plot --plot from this --json file")
     args = parser.parse_args()
+    if args.replot:
+        with open(args.replot) as f:
+            saved = json.load(f)
+        plot(saved["rows"], args.plot, saved["device"])
+        return 0
     if not torch.cuda.is_available():
         print("needs a CUDA GPU", file=sys.stderr)
         return 1
@@ -212,11 +229,11 @@ def main() -> int:
     dtypes = [d for d in args.dtypes.split(",") if d] or DTYPES
     bandwidth = copy_bandwidth()
     print(f"device: {torch.cuda.get_device_name()}, copy bandwidth {bandwidth / 1e9:.0f} GB/s")
-    print(HEAD + "\n|" + "---|" * 13, flush=True)
+    print(HEAD + "\n|" + "---|" * COLUMNS, flush=True)
     rows = []
     for n, k in shapes:
         rows += run(n, k, ms, dtypes, bandwidth)
-    print("\n" + HEAD + "\n|" + "---|" * 13 + "\n" + "\n".join(line(r) for r in rows))
+    print("\n" + HEAD + "\n|" + "---|" * COLUMNS + "\n" + "\n".join(line(r) for r in rows))
     if args.json:
         chosen = {f"{tuned.__name__} {key}": str(config) for tuned in
                   (dispatch.decode_tuned, dispatch.prefill_tuned)
@@ -225,7 +242,7 @@ def main() -> int:
             json.dump({"device": torch.cuda.get_device_name(), "bandwidth": bandwidth,
                        "rows": rows, "configs": chosen}, f, indent=1)  # fmt: skip
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, torch.cuda.get_device_name())
     return 0
 
 

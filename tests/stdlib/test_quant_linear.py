@@ -119,6 +119,60 @@ def test_both_kernels_give_the_same_sums(rng) -> None:
     _check(y2, qw, x, None)
 
 
+@pytest.mark.parametrize("device", [d for d in DEVICES if d in ("cpu", "cpu:amd")])
+@pytest.mark.parametrize("config", [
+    tv.Config(RN=1, BM=8, warps=4),
+    tv.Config(RN=2, BM=16, warps=2),
+    tv.Config(RN=4, BM=8, warps=1),
+], ids=str)  # fmt: skip
+def test_decode_configs_the_tuner_may_pick(config, device, rng) -> None:
+    """One, two and four row tiles, 1-4 warps: K = 1408 is 11 chunks of 128, so the warps'
+    last rounds and the prefetches run past the end."""
+    k = 1408
+    w = rng.standard_normal((N, k)).astype(np.float32)
+    for dtype, zp, group in (("u4", True, 64), ("u5", False, -1), ("f6e3m2fn", False, 128)):
+        qw = quantize(w, dtype, group, zero_point=zp)
+        x = rng.standard_normal((config.constexprs["BM"] - 3, k)).astype(np.float16)
+        b = rng.standard_normal(N).astype(np.float32)
+        y = np.full((x.shape[0], N), np.nan, np.float16)
+        linear_module.decode(x, qw, b, y, config=config, device=device)
+        _check(y, qw, x, b)
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d in ("interp", "cpu", "cpu:amd")])
+@pytest.mark.parametrize("split", [2, 3, 5])
+def test_prefill_split_along_k(split, device, rng) -> None:
+    """K split over blocks (ranges of unequal length, the last chunk partial, with 5 splits
+    one range empty): the partial sums are added by ``splitk_sum``."""
+    k = 1408  # 11 chunks of 128 (5.5 of 256)
+    w = rng.standard_normal((N, k)).astype(np.float32)
+    for dtype, zp, group in (("u4", True, 64), ("i3", False, -1)):
+        qw = quantize(w, dtype, group, zero_point=zp)
+        x = rng.standard_normal((37, k)).astype(np.float16)
+        b = rng.standard_normal(N).astype(np.float32)
+        y = np.full((37, N), np.nan, np.float16)
+        linear_module.prefill(x, qw, b, y, split=split, device=device)
+        _check(y, qw, x, b)
+
+
+@pytest.mark.parametrize("m, n, chunks, split", [
+    (64, 8192, 64, 4),  # 64 tiles of 64 x 128, two blocks per multiprocessor
+    (256, 8192, 64, 2),  # 64 tiles of 256 x 128, one per multiprocessor
+    (4096, 8192, 64, 1),  # 1024 tiles: the GPU is full
+    (256, 4096, 112, 4),  # 32 tiles
+    (17, 128, 64, 8),  # one tile: at most MAX_SPLIT
+    (17, 128, 10, 2),  # ten chunks: at least four per split
+])  # fmt: skip
+def test_prefill_split_fills_the_gpu(m, n, chunks, split) -> None:
+    assert linear_module.choose_split(m, n, chunks, multiprocessors=132) == split
+
+
+def test_prefill_split_out_of_range_is_a_clear_error(rng) -> None:
+    qw, x, _ = _case(rng, "u4", True, 64, 20, np.float16, False)
+    with pytest.raises(tv.LaunchError, match="split"):
+        linear_module.prefill(x, qw, None, np.empty((20, N), np.float16), split=9)
+
+
 @pytest.mark.parametrize(
     "x_dtype, shape, message",
     [
