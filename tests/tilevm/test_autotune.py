@@ -520,9 +520,9 @@ def test_cuda_tuning_times_with_events_after_flushing_l2(rng, monkeypatch) -> No
     runs: list[int] = []
     timed = autotune_bench._timed_runs
 
-    def counting(torch_, run, flush, repeats):
+    def counting(torch_, run, flush, repeats, spin=None):
         runs.append(repeats)
-        return timed(torch_, run, flush, repeats)
+        return timed(torch_, run, flush, repeats, spin)
 
     monkeypatch.setattr(autotune_bench, "_timed_runs", counting)
     n = 1 << 20
@@ -554,6 +554,32 @@ def test_cuda_tuning_times_with_events_after_flushing_l2(rng, monkeypatch) -> No
     torch.cuda.synchronize()
     assert torch.equal(total, before + x)
     assert autotune_bench._flush_buffers[x.device.index or 0] is flush  # allocated once
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not driver.available(), reason="needs a CUDA GPU")
+def test_cuda_timing_leaves_out_the_hosts_launch_time(rng, monkeypatch) -> None:
+    """A kernel of a few microseconds behind a 2 ms launch path on the host (Python dispatch
+    can take 20-100 us; slowed here to be unmistakable) is timed as the kernel: the GPU waits
+    behind a spin while the host launches, so the start event does not fire early."""
+    import time
+
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(data(rng, 4096)).cuda()
+    out = torch.full((4096,), float("nan"), device="cuda")
+    launch = scale[(16,)]
+
+    def run() -> None:
+        time.sleep(2e-3)
+        launch(x, out, BLOCK=256, REPEAT=1, warps=2)
+
+    seconds = autotune_bench.time_cuda(run, x.device.index or 0)
+    assert 0 < seconds < 0.3e-3, f"{seconds * 1e6:.0f} us"
+    want = expected(x.cpu().numpy(), FAST).astype(np.float32)
+    torch.testing.assert_close(out, torch.from_numpy(want).cuda())
+    # without the spin the start event fires during the host's 2 ms: the check above would fail
+    monkeypatch.setattr(autotune_bench, "gpu_spin", lambda torch_, host_s: None)
+    assert autotune_bench.time_cuda(run, x.device.index or 0) > 1.5e-3
 
 
 def _never(*args, **kwargs) -> float:

@@ -8,6 +8,11 @@ specialization (contiguity, 16-byte alignment) as the original and is timed as t
 On CUDA each run is bracketed by CUDA events on torch's current stream (the stream kernels
 launch on) after zeroing a buffer larger than L2, so every run starts with a cold cache, as a
 kernel in a model does; on the CPU a launch is synchronous and the wall clock times it.
+
+Between the flush and the start event the GPU spins for longer than the host takes to launch
+the candidate: otherwise, for a kernel shorter than its launch path (a decode step: 10 us of GPU
+time behind 20-100 us of Python), the start event would fire while the host is still launching
+and the timing would be mostly host time, the same for every config, with its noise deciding.
 """
 
 from __future__ import annotations
@@ -118,21 +123,45 @@ def time_cuda(run: Callable[[], None], index: int) -> float:
         flush = flush_buffer(torch, index)
         run()  # compile and load; launch errors surface here, kernel faults in the sync
         torch.cuda.synchronize()
-        estimate = statistics.median(_timed_runs(torch, run, flush, 3))
+        spin = gpu_spin(torch, _host_launch_seconds(run))
+        torch.cuda.synchronize()
+        estimate = statistics.median(_timed_runs(torch, run, flush, 3, spin))
         for _ in range(min(50, max(1, int(CUDA_WARMUP_S / max(estimate, 1e-7))))):
             run()
         low, high = CUDA_REPEATS
         repeats = min(high, max(low, int(CUDA_BUDGET_S / max(estimate, 1e-7))))
-        return statistics.median(_timed_runs(torch, run, flush, repeats))
+        return statistics.median(_timed_runs(torch, run, flush, repeats, spin))
 
 
-def _timed_runs(torch: Any, run: Callable[[], None], flush: Any, repeats: int) -> list[float]:
+def _host_launch_seconds(run: Callable[[], None]) -> float:
+    """The host's time to issue ``run`` (the GPU runs it asynchronously), the fastest of 3."""
+    return min(_clock(run) for _ in range(3))
+
+
+SPIN_MARGIN = 4  # the spin lasts this many times the host's launch time (at least 50 us)
+SPIN_CLOCK_HZ = 2.0e9  # the cycles it counts are taken at this clock: at or above real ones
+
+
+def gpu_spin(torch: Any, host_s: float) -> Callable[[], None] | None:
+    """A GPU-side wait that outlasts a launch taking ``host_s`` on the host (None where torch
+    has no spin kernel: then the host's time stays in every timing, the same for each config)."""
+    sleep = getattr(torch.cuda, "_sleep", None)
+    if sleep is None:
+        return None
+    cycles = int(max(SPIN_MARGIN * host_s, 50e-6) * SPIN_CLOCK_HZ)
+    return lambda: sleep(cycles)
+
+
+def _timed_runs(torch: Any, run: Callable[[], None], flush: Any, repeats: int,
+                spin: Callable[[], None] | None = None) -> list[float]:  # fmt: skip
     events = [
         (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
         for _ in range(repeats)
     ]
     for start, end in events:
         flush.zero_()  # on the current stream, before the start event: not timed
+        if spin is not None:
+            spin()  # the GPU waits while the host records the start event and launches
         start.record()
         run()
         end.record()
