@@ -52,13 +52,15 @@ def decode_kernel(
     n0 = tile0 * 16
     m0 = tv.block_id(1) * BM
     acc = tv.zeros([S, BN, BM], tv.f32)
-    raw, xt, s, z = _fetch(x, w, scales, zeros, tile0, m0, 0, unit, RN, BM, S, ZERO, GROUP)
+    raw, s, z = _fetch(w, scales, zeros, tile0, 0, unit, RN, S, ZERO, GROUP)
     for i in range(tv.cdiv(w.shape[1], S)):
         c0 = i * S
-        # Everything the next chunk needs is requested before this one is used: two chunks
-        # in flight per warp. (Three, a tuple more carried through the loop, measured slower
-        # on an H200 at every config: the registers cost more occupancy than they hide.)
-        ahead = _fetch(x, w, scales, zeros, tile0, m0, c0 + S, unit, RN, BM, S, ZERO, GROUP)
+        # The next chunk's weights (with its scales and zero points) are requested before this
+        # one is used: two chunks in flight per warp. (Three, one more tuple carried through
+        # the loop, measured slower on an H200 at every config, and so did prefetching the
+        # activations: they come from L2, and the registers cost more occupancy than they hide.)
+        ahead = _fetch(w, scales, zeros, tile0, c0 + S, unit, RN, S, ZERO, GROUP)
+        xt = tv.load(x, [m0, c0 * unit.kc], [BM, S * unit.kc], layout=activations(unit, BM, S))
         q = tv.view(raw, dtype=FIELD, layout=weight_values(unit, RN, S, G))
         wt = q.to(x.dtype)  # [S, NG, BN, G]
         if ZERO and GROUP:
@@ -70,7 +72,7 @@ def decode_kernel(
         if GROUP:
             part = part * tv.reshape(s.to(tv.f32), [S, NG, BN, 1])
         acc = acc + tv.sum(part, axis=1)
-        raw, xt, s, z = ahead
+        raw, s, z = ahead
     total = tv.sum(acc, axis=0)  # [BN, BM]: the warps' partial sums meet
     if not GROUP:
         total = total * tv.reshape(tv.load(scales, [0, n0], [1, BN]).to(tv.f32), [BN, 1])
@@ -80,13 +82,12 @@ def decode_kernel(
 
 
 @tv.func
-def _fetch(x, w, scales, zeros, tile0, m0, c0, unit, RN, BM, S, ZERO, GROUP):
-    """The packed words, activations, scales and zero points of chunks ``c0 .. c0 + S - 1``
-    (one per warp); past the end they read as zeros. Unused ones are constants."""
+def _fetch(w, scales, zeros, tile0, c0, unit, RN, S, ZERO, GROUP):
+    """The packed words, scales and zero points of chunks ``c0 .. c0 + S - 1`` (one per
+    warp); past the end they read as zeros. Unused ones are constants."""
     n0 = tile0 * 16
     NG = unit.kc // (GROUP if GROUP else unit.kc)
     raw = tv.load(w, [tile0, c0, 0], [RN, S, unit.words], layout=weight_words(unit, RN, S))
-    xt = tv.load(x, [m0, c0 * unit.kc], [BM, S * unit.kc], layout=activations(unit, BM, S))
     s = 0
     z = 0
     if GROUP:
@@ -95,4 +96,4 @@ def _fetch(x, w, scales, zeros, tile0, m0, c0, unit, RN, BM, S, ZERO, GROUP):
         z = tv.load(zeros, [c0 * NG, n0], [S * NG, 16 * RN])
     if ZERO and not GROUP:
         z = tv.load(zeros, [0, n0], [1, 16 * RN])
-    return raw, xt, s, z
+    return raw, s, z
