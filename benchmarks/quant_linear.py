@@ -191,6 +191,7 @@ def plot(rows: list[dict], path: str, device: str) -> None:
 
     n, k = rows[0]["N"], rows[0]["K"]
     fig, ax = plt.subplots(figsize=(8, 5))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more widths than the default ten colors
     for name in dict.fromkeys(r["dtype"] for r in rows):
         pts = [(r["M"], r["cublas_us"] / r["us"]) for r in rows
                if r["dtype"] == name and (r["N"], r["K"]) == (n, k)]  # fmt: skip
