@@ -3,8 +3,9 @@ its configs, so launch overhead and kernel time are told apart.
 
     python3 benchmarks/quant_decode_probe.py [--dtypes u4,i4] [--n 8192 --k 8192] [--m 1]
 
-Up to 16 rows the decode kernel's configs are swept (row tiles, warps);
-above, the prefill kernel's (tile, stages, warps) at each split of K, beside tilevm's f16 GEMM.
+Up to 16 rows the decode kernel's configs are swept (row tiles, warps, the depth of the words'
+ring in shared memory, 0 for none); above, the prefill kernel's (tile, stages, warps) at each
+split of K, beside tilevm's f16 GEMM.
 
 * ``linear``: the public call (Python, autotuned dispatch, launch), timed as the benchmark does;
 * ``launch``: the kernel launched directly with the tuned config (the repeat-launch path);
@@ -54,12 +55,15 @@ def direct_prefill(x, y, config: tv.Config, split: int):
 
 def decode_sweep(x, y, sets, m: int) -> None:
     row = []
-    for rn, warps in ((1, 8), (1, 16), (2, 8), (2, 16), (4, 8)):
-        cfg = tv.Config(RN=rn, BM=8 if m <= 8 else 16, warps=warps)
+    for rn, warps, stages in ((1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 8, 0),
+                              (1, 8, 4), (2, 8, 3), (2, 8, 4), (2, 4, 4), (2, 4, 6),
+                              (4, 4, 3)):  # fmt: skip
+        cfg = tv.Config(RN=rn, BM=8 if m <= 8 else 16, STAGES=stages, warps=warps)
+        name = f"RN={rn} w{warps} ring{stages}"
         try:
-            row.append(f"RN={rn} w{warps}: {graph_us(direct(x, y, cfg), sets):.1f}")
+            row.append(f"{name}: {graph_us(direct(x, y, cfg), sets):.1f}")
         except tv.TilevmError as exc:
-            row.append(f"RN={rn} w{warps}: {exc.code}")
+            row.append(f"{name}: {exc.code}")
     print(f"  graph sweep: {'; '.join(row)}", flush=True)
 
 

@@ -19,6 +19,7 @@ The warps' partial results meet once at the end (a reduction over the warp axis)
 from __future__ import annotations
 
 import tilevm as tv
+from tilevm.layouts import shared_layout
 from tilevm.stdlib.quant.layouts import (
     Unit,
     activations,
@@ -42,6 +43,7 @@ def decode_kernel(
     GROUP: tv.constexpr,  # columns per scale; 0: one scale per row
     RN: tv.constexpr,  # 16-row weight tiles per block
     BM: tv.constexpr,  # activation rows per block (8 or 16)
+    STAGES: tv.constexpr,  # 0: the next chunk's words wait in registers; else a shared ring
 ):
     unit = Unit(FIELD.bits)
     S = tv.num_threads() // 32  # groups of 32 lanes (one per warp on NVIDIA)
@@ -52,16 +54,33 @@ def decode_kernel(
     n0 = tile0 * 16
     m0 = tv.block_id(1) * BM
     acc = tv.zeros([S, BN, BM], tv.f32)
-    raw, s, z = _fetch(w, scales, zeros, tile0, 0, unit, RN, S, ZERO, GROUP)
+    if STAGES:
+        # A ring of STAGES rounds of chunks (one per warp) in shared memory, filled by cp.async:
+        # STAGES - 1 rounds in flight per block at no cost in registers.
+        shape = [STAGES, RN, S, unit.words]
+        ring = tv.shared(shape, tv.i32, layout=shared_layout(shape))
+        for r in tv.static_range(STAGES - 1):
+            tv.copy_async(ring, w, [tile0, r * S, 0], [r, 0, 0, 0])
+            tv.commit_async()
+    raw, s, z = _fetch(w, scales, zeros, tile0, 0, unit, RN, S, ZERO, GROUP, not STAGES)
     for i in range(tv.cdiv(w.shape[1], S)):
         c0 = i * S
         # The next chunk's weights (with its scales and zero points) are requested before this
         # one is used: two chunks in flight per warp. (Three, one more tuple carried through
         # the loop, measured slower on an H200 at every config, and so did prefetching the
         # activations: they come from L2, and the registers cost more occupancy than they hide.)
-        ahead = _fetch(w, scales, zeros, tile0, c0 + S, unit, RN, S, ZERO, GROUP)
+        ahead = _fetch(w, scales, zeros, tile0, c0 + S, unit, RN, S, ZERO, GROUP, not STAGES)
+        if STAGES:
+            tv.wait_async(STAGES - 2)  # round i landed; every warp is done with round i - 1
+            later = i + STAGES - 1
+            tv.copy_async(ring, w, [tile0, later * S, 0], [later % STAGES, 0, 0, 0])
+            tv.commit_async()
+            words = tv.load_shared(ring, [i % STAGES, 0, 0, 0], [RN, S, unit.words])
+            words = tv.annotate(words, weight_words(unit, RN, S))
+        else:
+            words = raw
         xt = tv.load(x, [m0, c0 * unit.kc], [BM, S * unit.kc], layout=activations(unit, BM, S))
-        q = tv.view(raw, dtype=FIELD, layout=weight_values(unit, RN, S, G))
+        q = tv.view(words, dtype=FIELD, layout=weight_values(unit, RN, S, G))
         wt = q.to(x.dtype)  # [S, NG, BN, G]
         if ZERO and GROUP:
             wt = wt - tv.reshape(z.to(x.dtype), [S, NG, BN, 1])
@@ -82,12 +101,14 @@ def decode_kernel(
 
 
 @tv.func
-def _fetch(w, scales, zeros, tile0, c0, unit, RN, S, ZERO, GROUP):
-    """The packed words, scales and zero points of chunks ``c0 .. c0 + S - 1`` (one per
-    warp); past the end they read as zeros. Unused ones are constants."""
+def _fetch(w, scales, zeros, tile0, c0, unit, RN, S, ZERO, GROUP, WORDS):
+    """The packed words (if ``WORDS``), scales and zero points of chunks ``c0 .. c0 + S - 1``
+    (one per warp); past the end they read as zeros. Unused ones are constants."""
     n0 = tile0 * 16
     NG = unit.kc // (GROUP if GROUP else unit.kc)
-    raw = tv.load(w, [tile0, c0, 0], [RN, S, unit.words], layout=weight_words(unit, RN, S))
+    raw = 0
+    if WORDS:
+        raw = tv.load(w, [tile0, c0, 0], [RN, S, unit.words], layout=weight_words(unit, RN, S))
     s = 0
     z = 0
     if GROUP:

@@ -26,10 +26,10 @@ DECODE_ROWS = 16  # at most this many activation rows take the decode path
 # Candidates the autotuner times (per weight type, group, shapes); the heuristics pick without
 # timing (the interpreter, TILEVM_AUTOTUNE=0).
 DECODE_CONFIGS = [
-    tv.Config(RN=rn, BM=bm, warps=w)
+    tv.Config(RN=rn, BM=bm, STAGES=0, warps=w)
     for bm in (8, 16)
     for rn, w in ((1, 8), (1, 16), (2, 8), (2, 16), (4, 8))
-]
+]  # (the shared-memory ring, STAGES > 0, joins them once measured on a GPU: the probe sweeps it)
 PREFILL_CONFIGS = [
     tv.Config(BM=bm, RN=rn, STAGES=st, GROUP_M=8, warps=w)
     for bm, rn, w in ((128, 8, 4), (128, 16, 8), (64, 8, 4), (128, 8, 8), (256, 8, 8),
@@ -47,10 +47,10 @@ def _decode_heuristic(x: Any, w: Any, **_: Any) -> tv.Config:
     (the CPU runs blocks in parallel; big ones only compile slower)."""
     bm = 8 if x.shape[0] <= 8 else 16
     if not _on_gpu(x):
-        return tv.Config(RN=1, BM=bm, warps=4)
+        return tv.Config(RN=1, BM=bm, STAGES=0, warps=4)
     # two row tiles a block once that leaves at least 256 blocks (H200, N = 8192: 16.9 us
     # against 19.6 with one)
-    return tv.Config(RN=2 if w.shape[0] >= 512 else 1, BM=bm, warps=8)
+    return tv.Config(RN=2 if w.shape[0] >= 512 else 1, BM=bm, STAGES=0, warps=8)
 
 
 def _decode_prune(configs: list[tv.Config], x: Any, **_: Any) -> list[tv.Config]:

@@ -121,13 +121,16 @@ def test_both_kernels_give_the_same_sums(rng) -> None:
 
 @pytest.mark.parametrize("device", [d for d in DEVICES if d in ("cpu", "cpu:amd")])
 @pytest.mark.parametrize("config", [
-    tv.Config(RN=1, BM=8, warps=4),
-    tv.Config(RN=2, BM=16, warps=2),
-    tv.Config(RN=4, BM=8, warps=1),
+    tv.Config(RN=1, BM=8, STAGES=0, warps=4),
+    tv.Config(RN=2, BM=16, STAGES=0, warps=2),
+    tv.Config(RN=4, BM=8, STAGES=0, warps=1),
+    tv.Config(RN=1, BM=8, STAGES=3, warps=2),
+    tv.Config(RN=2, BM=16, STAGES=2, warps=1),
 ], ids=str)  # fmt: skip
-def test_decode_configs_the_tuner_may_pick(config, device, rng) -> None:
-    """One, two and four row tiles, 1-4 warps: K = 1408 is 11 chunks of 128, so the warps'
-    last rounds and the prefetches run past the end."""
+def test_decode_configs(config, device, rng) -> None:
+    """One, two and four row tiles, 1-4 warps, the next chunk in registers or a ring of 2-3
+    rounds in shared memory: K = 1408 is 11 chunks of 128, so the warps' last rounds and the
+    prefetches run past the end."""
     k = 1408
     w = rng.standard_normal((N, k)).astype(np.float32)
     for dtype, zp, group in (("u4", True, 64), ("u5", False, -1), ("f6e3m2fn", False, 128)):
@@ -211,3 +214,28 @@ def test_full_matrix_on_the_gpu(m, act, rng) -> None:
             assert not np.isnan(got).any(), (dtype, zp, group)
             err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
             assert err < (2e-3 if tdt == torch.float16 else 1.6e-2), (dtype, zp, group, err)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not driver.available(), reason="no CUDA GPU here")
+@pytest.mark.parametrize("config", [
+    tv.Config(RN=2, BM=8, STAGES=4, warps=8),
+    tv.Config(RN=1, BM=16, STAGES=3, warps=4),
+], ids=str)  # fmt: skip
+def test_decode_ring_on_the_gpu(config, rng) -> None:
+    """The decode kernel with its words staged through a cp.async ring, every weight type,
+    per-group and per-row scales (N = 200, K = 1536: edges in both)."""
+    torch = _torch()
+    n, k, m = 200, 1536, config.constexprs["BM"] - 1
+    for dtype, zp in WEIGHTS:
+        for group in (64, -1):
+            qw = quantize(torch.randn(n, k, device="cuda"), dtype, group, zero_point=zp)
+            x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+            y = torch.full((m, n), float("nan"), device="cuda", dtype=torch.float16)
+            linear_module.decode(x, qw, None, y, config=config)
+            torch.cuda.synchronize()
+            ref = reference(x, qw)
+            got = y.double().cpu().numpy()
+            assert not np.isnan(got).any(), (dtype, zp, group)
+            err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+            assert err < 2e-3, (dtype, zp, group, err)
