@@ -22,7 +22,7 @@ import torch
 from triton.testing import do_bench
 
 import tilevm as tv
-from tilevm.stdlib.quant import dispatch, linear
+from tilevm.stdlib.quant import dispatch, linear, tuning
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from quant_linear import copies, random_weight, rotating  # noqa: E402
@@ -75,10 +75,11 @@ def prefill_sweep(x, y, sets, qw) -> None:
     print(f"  tilevm f16 GEMM: {us(lambda: matmul(x, w16.T, out=y16)):.1f} us", flush=True)
     chunks = qw.packed.shape[1]
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    chosen = dispatch.choose_split(x.shape[0], qw.shape[0], chunks, sms)
+    chosen = tuning.choose_split(x.shape[0], qw.shape[0], chunks, sms)
     for split in sorted({1, chosen} | ({2, 4} if x.shape[0] <= 1024 else set())):
         row = []
-        for cfg in dispatch._prefill_prune(dispatch.PREFILL_CONFIGS, y, dispatch._field_dtype(qw)):
+        configs = tuning.prefill_prune(tuning.PREFILL_CONFIGS, x, y, dispatch._field_dtype(qw))
+        for cfg in configs:
             name = "/".join(str(v) for v in cfg.constexprs.values()) + f" w{cfg.warps}"
             try:
                 row.append(f"{name}: {graph_us(direct_prefill(x, y, cfg, split), sets):.1f}")

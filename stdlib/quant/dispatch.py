@@ -1,9 +1,11 @@
 """``linear(x, qw, bias=None)``: ``x @ dequantize(qw).T (+ bias)`` without dequantizing.
 
 Few rows (decode) take ``decode_kernel``: the weights stream once, through the tensor cores.
-Many rows (prefill) take ``prefill_kernel``: a tiled GEMM whose weight tiles are dequantized from
-shared memory into the tensor cores' registers. Both accumulate in f32 and round once to the
-activations' dtype.
+Many rows (prefill) take ``prefill_kernel``: a tiled GEMM whose weight tiles are dequantized into
+shared memory, split along K over blocks when the output has too few tiles to fill the GPU (the
+partial sums then meet in ``splitk_sum``). Both accumulate in f32 and round once to the
+activations' dtype. Each is launched through ``tv.autotune`` (configs and heuristics:
+``tuning.py``).
 """
 
 from __future__ import annotations
@@ -16,108 +18,31 @@ import tilevm as tv
 from tilevm.stdlib.host import empty_like, to_host
 from tilevm.stdlib.quant.decode import decode_kernel
 from tilevm.stdlib.quant.format import QuantizedWeight, dequantized_values
-from tilevm.stdlib.quant.layouts import Unit
 from tilevm.stdlib.quant.prefill import prefill_kernel, splitk_sum
+from tilevm.stdlib.quant.tuning import (
+    DECODE_CONFIGS,
+    KEY,
+    MAX_SPLIT,
+    PREFILL_CONFIGS,
+    PREFILL_KEY,
+    choose_split,
+    decode_heuristic,
+    decode_prune,
+    multiprocessors,
+    on_gpu,
+    prefill_heuristic,
+    prefill_prune,
+)
 
 ACTIVATIONS = ("float16", "bfloat16")
 DECODE_ROWS = 16  # at most this many activation rows take the decode path
 
 
-# Candidates the autotuner times (per weight type, group, shapes); the heuristics pick without
-# timing (the interpreter, TILEVM_AUTOTUNE=0).
-DECODE_CONFIGS = [
-    tv.Config(RN=rn, BM=bm, STAGES=0, warps=w)
-    for bm in (8, 16)
-    for rn, w in ((1, 8), (1, 16), (2, 8), (2, 16), (4, 8))
-]  # (the shared-memory ring, STAGES > 0, joins them once measured on a GPU: the probe sweeps it)
-PREFILL_CONFIGS = [
-    tv.Config(BM=bm, RN=rn, STAGES=st, GROUP_M=8, warps=w)
-    for bm, rn, w in ((128, 8, 4), (128, 16, 8), (64, 8, 4), (128, 8, 8), (256, 8, 8),
-                      (128, 4, 4), (64, 4, 4))  # narrow tiles: the odd widths' 256-column chunks
-    for st in (2, 3)
-]  # fmt: skip
-SHARED_LIMIT = 227 * 1024  # the most shared memory a block may have on sm_90 (less elsewhere)
-KEY = ["x", "w", "y", "FIELD", "ZERO", "BIAS", "GROUP"]
-PREFILL_KEY = [*KEY, "SPLIT"]
-MAX_SPLIT = 8
-
-
-def _decode_heuristic(x: Any, w: Any, **_: Any) -> tv.Config:
-    """Row tiles over blocks, the rest of the GPU's warps over K; on the host, small blocks
-    (the CPU runs blocks in parallel; big ones only compile slower)."""
-    bm = 8 if x.shape[0] <= 8 else 16
-    if not _on_gpu(x):
-        return tv.Config(RN=1, BM=bm, STAGES=0, warps=4)
-    # two row tiles a block once that leaves at least 256 blocks (H200, N = 8192: 16.9 us
-    # against 19.6 with one)
-    return tv.Config(RN=2 if w.shape[0] >= 512 else 1, BM=bm, STAGES=0, warps=8)
-
-
-def _decode_prune(configs: list[tv.Config], x: Any, **_: Any) -> list[tv.Config]:
-    bm = 8 if x.shape[0] <= 8 else 16
-    return [c for c in configs if c.constexprs["BM"] == bm]
-
-
-def _prefill_heuristic(x: Any, y: Any, FIELD: tv.DataType, **_: Any) -> tv.Config:
-    """On a GPU the tile the tuner found best on an H200 that fits in shared memory (256 x
-    128 from 256 rows, then 128 x 256, 128 x 128, narrower for the odd widths' wide chunks);
-    on the host a tile that fits every target's shared memory (64 KiB, AMD's) at every
-    width."""
-    unit = Unit(FIELD.bits)
-    if not _on_gpu(x):
-        for bm in (32, 16):
-            if prefill_shared_bytes(unit, bm, 2, 2) <= 64 * 1024:
-                break
-        return tv.Config(BM=bm, RN=2, STAGES=2, GROUP_M=8, warps=2)
-    tall = ((256, 8, 8),) if y.shape[0] >= 256 else ()
-    tiles = (*tall, (128, 16, 8), (128, 8, 8), (128, 4, 4), (64, 4, 4))
-    fits = [t for t in tiles if prefill_shared_bytes(unit, t[0], t[1], 2) <= SHARED_LIMIT]
-    bm, rn, warps = (fits or tiles[-1:])[0]
-    return tv.Config(BM=bm, RN=rn, STAGES=2, GROUP_M=8, warps=warps)
-
-
-def prefill_shared_bytes(unit: Unit, bm: int, rn: int, stages: int) -> int:
-    """The prefill kernel's shared memory: the activation and packed-weight rings and the two
-    dequantized weight tiles."""
-    return stages * (bm * unit.kc * 2 + rn * unit.words * 4) + 2 * 16 * rn * unit.kc * 2
-
-
-def _prefill_prune(configs: list[tv.Config], y: Any, FIELD: tv.DataType, **_: Any
-                   ) -> list[tv.Config]:  # fmt: skip
-    """Tiles no taller than the rows (or 64), whose rings fit in shared memory."""
-    m, unit = y.shape[0], Unit(FIELD.bits)
-    kept = [
-        c for c in configs
-        if c.constexprs["BM"] <= max(64, m)
-        and prefill_shared_bytes(unit, c.constexprs["BM"], c.constexprs["RN"],
-                                 c.constexprs["STAGES"]) <= SHARED_LIMIT
-    ]  # fmt: skip
-    return kept or configs[:1]
-
-
-def choose_split(m: int, n: int, chunks: int, multiprocessors: int) -> int:
-    """How many ways the prefill splits K: enough that the output's tiles times the splits
-    fill the GPU, at most ``MAX_SPLIT``, and at least four chunks per split (fewer would not
-    hide the pipeline's fill).
-
-    The tile is the one the tuner finds best at that many rows (H200): 64 x 128 for up to 64
-    rows (two blocks per multiprocessor), else 256 x 128 (one: its shared memory), whose
-    weight tile is dequantized once per 256 rows instead of once per 64 or 128.
-    """
-    bm, per_sm = (64, 2) if m <= 64 else (256, 1)
-    tiles = -(-m // bm) * -(-n // 128)
-    return min(MAX_SPLIT, max(1, per_sm * multiprocessors // tiles), max(1, chunks // 4))
-
-
-def _on_gpu(x: Any) -> bool:
-    return getattr(getattr(x, "device", None), "type", "cpu") != "cpu"
-
-
-decode_tuned = tv.autotune(DECODE_CONFIGS, KEY, heuristic=_decode_heuristic, prune=_decode_prune)(
+decode_tuned = tv.autotune(DECODE_CONFIGS, KEY, heuristic=decode_heuristic, prune=decode_prune)(
     decode_kernel
 )
 prefill_tuned = tv.autotune(
-    PREFILL_CONFIGS, PREFILL_KEY, heuristic=_prefill_heuristic, prune=_prefill_prune
+    PREFILL_CONFIGS, PREFILL_KEY, heuristic=prefill_heuristic, prune=prefill_prune
 )(prefill_kernel)
 
 
@@ -160,7 +85,7 @@ def prefill(x: Any, qw: QuantizedWeight, bias: Any, y: Any, config: tv.Config | 
     m, n = y.shape
     chunks = qw.packed.shape[1]
     if split is None:
-        split = choose_split(m, n, chunks, _multiprocessors(x)) if _on_gpu(x) else 1
+        split = choose_split(m, n, chunks, multiprocessors(x)) if on_gpu(x) else 1
     if not 1 <= split <= MAX_SPLIT:
         raise tv.LaunchError("prefill split", expected=f"1 to {MAX_SPLIT}", found=str(split))
 
@@ -183,13 +108,6 @@ def _partials(x: Any, shape: tuple[int, ...]) -> Any:
     import torch
 
     return torch.empty(shape, dtype=torch.float32, device=x.device)
-
-
-def _multiprocessors(x: Any) -> int:
-    from tilevm.backends.cuda import driver
-
-    index = getattr(x.device, "index", None) or 0
-    return driver.device_info(index).multiprocessors
 
 
 def _launch(tuned, grid, config, x, qw: QuantizedWeight, bias, y, launch: dict, *extra,

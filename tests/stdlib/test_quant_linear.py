@@ -13,7 +13,7 @@ import tilevm as tv
 from tests.devices import DEVICES, at
 from tilevm.backends.cuda import driver
 from tilevm.stdlib.quant import dispatch as linear_module
-from tilevm.stdlib.quant import linear, quantize, reference
+from tilevm.stdlib.quant import linear, quantize, reference, tuning
 
 FLOATS = ["f3e1m1", "f4e2m1fn", "f5e2m2", "f6e2m3fn", "f6e3m2fn", "f7e3m3", "f8e4m3fn", "f8e5m2",
           "f8e4m3fnuz", "f8e5m2fnuz", "f4e2m1", "f8e4m3"]  # fmt: skip
@@ -167,7 +167,32 @@ def test_prefill_split_along_k(split, device, rng) -> None:
     (17, 128, 10, 2),  # ten chunks: at least four per split
 ])  # fmt: skip
 def test_prefill_split_fills_the_gpu(m, n, chunks, split) -> None:
-    assert linear_module.choose_split(m, n, chunks, multiprocessors=132) == split
+    assert tuning.choose_split(m, n, chunks, multiprocessors=132) == split
+
+
+@pytest.mark.parametrize("optin_kib", [227, 163, 99])  # sm_90, sm_80, sm_86 limits
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_gpu_heuristic_and_candidates_fit_the_devices_shared_memory(optin_kib, bits, monkeypatch):
+    """On a GPU with less shared memory than an H200 the prefill's heuristic tile and every
+    candidate left for tuning still fit (else an untuned launch would fail to compile)."""
+
+    class Info:
+        max_shared_per_block_optin = optin_kib * 1024
+        multiprocessors = 108
+
+    monkeypatch.setattr(tuning, "on_gpu", lambda x: True)
+    monkeypatch.setattr(tuning, "_device_info", lambda x: Info)
+    field, unit, limit = getattr(tv, f"u{bits}"), tuning.Unit(bits), optin_kib * 1024
+    x, y = np.empty((4096, 64)), np.empty((4096, 64))
+
+    def size(config: tv.Config) -> int:
+        c = config.constexprs
+        return tuning.prefill_shared_bytes(unit, c["BM"], c["RN"], c["STAGES"])
+
+    if not any(size(c) <= limit for c in tuning.PREFILL_CONFIGS):
+        pytest.skip(f"no prefill tile of u{bits} fits {optin_kib} KiB (a clear compile error)")
+    assert size(tuning.prefill_heuristic(x, y, field)) <= limit
+    assert all(size(c) <= limit for c in tuning.prefill_prune(tuning.PREFILL_CONFIGS, x, y, field))
 
 
 def test_prefill_split_out_of_range_is_a_clear_error(rng) -> None:
