@@ -197,13 +197,43 @@ def _patched(value: t.Expr, bits: t.Expr, plan: Scheme, values, lanes: bool) -> 
         for v in values:
             m, p, f = m | mask << v.half, p | pattern << v.half, f | fix << v.half
         hit = t.Bin("and", bits, t.Const(m, U32), U32)
-        if lanes:
+        carry = _all_ones_carry(mask, pattern)
+        if lanes and carry is not None:
+            value = t.Bin("or", value, _carried_fix(hit, carry, mask, fix, values), U32)
+        elif lanes:
             same = t.Call("lanes16_eq", (hit, t.Const(p, U32)), U32)
             value = t.Bin("or", value, t.Bin("and", same, t.Const(f, U32), U32), U32)
         else:
             same = t.Bin("eq", hit, t.Const(p, U32), dts.u1)
             value = t.Select(same, t.Bin("or", value, t.Const(f, U32), U32), value, U32)
     return value
+
+
+def _all_ones_carry(mask: int, pattern: int) -> int | None:
+    """Where adding the lowest bit of ``mask`` carries to when the masked bits are all ones,
+    if the patch tests exactly that (a contiguous run, pattern == mask) and the carry stays
+    inside a 16-bit lane; else None."""
+    low = mask & -mask
+    run = mask + low  # a contiguous run adds up to a single bit
+    if pattern != mask or run & (run - 1) or run > 0x8000:
+        return None
+    return run.bit_length() - 1
+
+
+def _carried_fix(hit: t.Expr, carry: int, mask: int, fix: int, values) -> t.Expr:
+    """The fix bits in each 16-bit lane whose masked bits are all ones: ``hit + low`` carries
+    into bit ``carry`` exactly there (no carry leaves a lane), then one shift moves that bit
+    onto a single fix bit at or below it, or a multiply spreads it over several (an integer
+    add, shift and and/or instead of a per-lane compare)."""
+    low = t.Const(sum((mask & -mask) << v.half for v in values), U32)
+    carried = t.Bin("add", hit, low, U32)
+    if fix & (fix - 1) == 0 and fix.bit_length() - 1 <= carry:
+        shift = carry - (fix.bit_length() - 1)
+        moved = t.Bin("shr", carried, const(shift), U32) if shift else carried
+        return t.Bin("and", moved, t.Const(sum(fix << v.half for v in values), U32), U32)
+    ones = t.Bin("and", t.Bin("shr", carried, const(carry), U32),
+                 t.Const(sum(1 << v.half for v in values), U32), U32)  # fmt: skip
+    return t.Bin("mul", ones, t.Const(fix, U32), U32)
 
 
 def choose_windows(values: Sequence[Value], plan: Scheme) -> dict[tuple[Value, Piece], int]:
@@ -292,7 +322,31 @@ def scheme(field: DataType, fmt: Format) -> Scheme | None:
     plan = _int_scheme(field, fmt) if field.is_integer else _float_scheme(field, fmt)
     if plan is None or not _exact(field, fmt, plan):
         return None
-    return plan
+    return _fewest_fix_bits(field, fmt, plan)
+
+
+def _fewest_fix_bits(field: DataType, fmt: Format, plan: Scheme) -> Scheme:
+    """``plan`` with each patch or-ing in only the bits its codes' values lack (e4m3fn's NaN
+    code becomes 480 in f16: one exponent bit more makes it a NaN), when that stays exact:
+    a single bit can be moved into place with a shift instead of spread with a multiply.
+    Only for the 16-bit formats, whose pairs are patched after their packed multiply; a value
+    through f32 is patched before its multiply, which only a whole exponent survives."""
+    if plan.integer or not plan.fixes or fmt.width != 16:
+        return plan
+    codes = np.arange(1 << field.bits, dtype=np.int64)
+    placed = np.zeros_like(codes)
+    for piece in plan.pieces:
+        placed |= ((codes & piece.mask) >> piece.lsb) << piece.lo
+    with np.errstate(invalid="ignore", over="ignore"):
+        value = _round(_as_float(placed, fmt) * plan.constant(fmt, field, 0), fmt)
+    bits = _bits(value, fmt)
+    fixes = []
+    for mask, pattern, fix in plan.fixes:
+        hit = (placed & mask) == pattern
+        common = np.bitwise_and.reduce(bits[hit]) if hit.any() else 0
+        fixes.append((mask, pattern, fix & ~int(common) or fix))
+    fewer = Scheme(plan.integer, plan.pieces, plan.flip, tuple(fixes))
+    return fewer if _exact(field, fmt, fewer) else plan
 
 
 def _int_scheme(field: DataType, fmt: Format) -> Scheme | None:

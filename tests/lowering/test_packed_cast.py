@@ -106,3 +106,28 @@ def test_pairs_16_bits_apart_become_one_packed_add_per_register(field) -> None:
         pytest.skip(str(exc))
     assert ops.get("HADD2", 0) == SLOTS // 2  # two weights per packed add
     assert not {"I2F", "F2F", "I2FP"} & set(ops)  # no int-to-float conversions
+
+
+@pytest.mark.parametrize("field", [tv.f8e4m3fn, tv.f8e4m3, tv.f6e3m2, tv.f5e2m2], ids=str)
+def test_nan_and_inf_patches_are_an_add_not_a_lane_compare(field) -> None:
+    """Codes recognised by an all-ones run of placed bits (the NaN of fn types, the all-ones
+    exponent of IEEE-style ones) are patched through the carry of one integer add, not a
+    per-lane compare (several instructions a register on GPUs without SIMD compares); e4m3's
+    patch is a single exponent bit, moved into place by a shift (no multiply)."""
+    pairs = _pair_lines(field)
+    assert pairs and not any("tv_lanes16_eq(" in line for line in pairs)
+    if (field.exponent, field.mantissa) == (4, 3):
+        assert all(" * " not in line and "& 0x20002000u" in line for line in pairs)
+    assert all("tv_lanes16_eq(" in line for line in _pair_lines(tv.f8e4m3fnuz))  # not all ones
+
+
+def _pair_lines(field: tv.DataType) -> list[str]:
+    """The generated lines that convert a pair of fields to f16 (one packed multiply each)."""
+    packed = np.zeros(THREADS * SLOTS * field.bits // 32, np.uint32)
+    y = np.zeros(THREADS * SLOTS, np.float16)
+    source = cast_fields.emit(
+        "cuda:sm_90a", packed, y, FIELD=field, ORDER=interleaved(field.bits), warps=1
+    )
+    return [
+        line for line in source.splitlines() if "tv_half2_mul(" in line and "TV_INLINE" not in line
+    ]
