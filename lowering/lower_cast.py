@@ -333,12 +333,8 @@ def _fewest_fix_bits(field: DataType, fmt: Format, plan: Scheme) -> Scheme:
     through f32 is patched before its multiply, which only a whole exponent survives."""
     if plan.integer or not plan.fixes or fmt.width != 16:
         return plan
-    codes = np.arange(1 << field.bits, dtype=np.int64)
-    placed = np.zeros_like(codes)
-    for piece in plan.pieces:
-        placed |= ((codes & piece.mask) >> piece.lsb) << piece.lo
     with np.errstate(invalid="ignore", over="ignore"):
-        value = _round(_as_float(placed, fmt) * plan.constant(fmt, field, 0), fmt)
+        placed, value = _placed_values(field, fmt, plan, plan.pieces[0].lo)
     bits = _bits(value, fmt)
     fixes = []
     for mask, pattern, fix in plan.fixes:
@@ -401,14 +397,7 @@ def _simulate(field: DataType, fmt: Format, plan: Scheme) -> bool:
     exact = field.decode(codes.astype(field.storage)).astype(np.float64)
     first = plan.pieces[0]
     for offset in range(first.lo, first.hi + 1):
-        placed = np.zeros_like(codes)
-        for piece in plan.pieces:
-            land = offset if plan.integer else piece.lo
-            placed |= (((codes ^ plan.flip) & piece.mask) >> piece.lsb) << land
-        placed |= plan.magic(fmt, offset)
-        value = _as_float(placed, fmt)
-        constant = plan.constant(fmt, field, offset)
-        value = _round(value + constant if plan.integer else value * constant, fmt)
+        placed, value = _placed_values(field, fmt, plan, offset)
         for mask, pattern, fix in plan.fixes:
             hit = (placed & mask) == pattern
             value = np.where(hit, _as_float(_bits(value, fmt) | fix, fmt), value)
@@ -417,6 +406,20 @@ def _simulate(field: DataType, fmt: Format, plan: Scheme) -> bool:
         if not (same & signs).all():
             return False
     return True
+
+
+def _placed_values(field: DataType, fmt: Format, plan: Scheme, offset: int):
+    """Every code's placed bits (pieces at ``offset``, magic or-ed in) and the value the add or
+    multiply makes of them, before any patch."""
+    codes = np.arange(1 << field.bits, dtype=np.int64)
+    placed = np.zeros_like(codes)
+    for piece in plan.pieces:
+        land = offset if plan.integer else piece.lo
+        placed |= (((codes ^ plan.flip) & piece.mask) >> piece.lsb) << land
+    placed |= plan.magic(fmt, offset)
+    value = _as_float(placed, fmt)
+    constant = plan.constant(fmt, field, offset)
+    return placed, _round(value + constant if plan.integer else value * constant, fmt)
 
 
 def _as_float(bits: np.ndarray, fmt: Format) -> np.ndarray:
