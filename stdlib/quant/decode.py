@@ -27,6 +27,7 @@ from tilevm.stdlib.quant.layouts import (
     weight_values,
     weight_words,
 )
+from tilevm.stdlib.quant.params import group_params
 
 
 @tv.kernel
@@ -103,18 +104,9 @@ def decode_kernel(
 @tv.func
 def _fetch(w, scales, zeros, tile0, c0, unit, RN, S, ZERO, GROUP, WORDS):
     """The packed words (if ``WORDS``), scales and zero points of chunks ``c0 .. c0 + S - 1``
-    (one per warp); past the end they read as zeros. Unused ones are constants."""
-    n0 = tile0 * 16
-    NG = unit.kc // (GROUP if GROUP else unit.kc)
+    (one per warp); past the end they read as zeros. Per-row scales apply at the end."""
     raw = 0
     if WORDS:
         raw = tv.load(w, [tile0, c0, 0], [RN, S, unit.words], layout=weight_words(unit, RN, S))
-    s = 0
-    z = 0
-    if GROUP:
-        s = tv.load(scales, [c0 * NG, n0], [S * NG, 16 * RN])
-    if ZERO and GROUP:
-        z = tv.load(zeros, [c0 * NG, n0], [S * NG, 16 * RN])
-    if ZERO and not GROUP:
-        z = tv.load(zeros, [0, n0], [1, 16 * RN])
+    s, z = group_params(scales, zeros, c0, S, tile0 * 16, 16 * RN, unit, ZERO, GROUP, False)
     return raw, s, z

@@ -23,6 +23,7 @@ from __future__ import annotations
 import tilevm as tv
 from tilevm.layouts import shared_layout
 from tilevm.stdlib.quant.layouts import Unit, tile_columns, tile_values, tile_words
+from tilevm.stdlib.quant.params import group_params
 
 STEP = 32  # columns per tensor-core step (one k16 pair of ldmatrix loads per operand)
 
@@ -78,11 +79,11 @@ def prefill_kernel(
         tv.copy_async(w_ring, w, [tile0, c0 + s + 1, 0], [(s + 1) % STAGES, 0, 0, 0])
         tv.commit_async()
     tv.wait_async(STAGES - 1)  # the first chunk's weights have landed
-    sz = _scales(scales, zeros, c0, n0, unit, RN, ZERO, GROUP)
+    sz = group_params(scales, zeros, c0, 1, n0, BN, unit, ZERO, GROUP, True)
     _dequantize(w_ring, 0, wf, 0, sz, x.dtype, unit, RN, T, FIELD, ZERO, GROUP)
     # Scales and zero points come from global memory: the next chunk's are requested an
     # iteration before its dequantization needs them, so their latency is not exposed.
-    sz = _scales(scales, zeros, c0 + 1, n0, unit, RN, ZERO, GROUP)
+    sz = group_params(scales, zeros, c0 + 1, 1, n0, BN, unit, ZERO, GROUP, True)
     for i in range(steps):
         # group i has landed (activations of chunk i, weights of i + 1), and every thread is
         # done with iteration i - 1: its ring slots and dequantized tile may be refilled
@@ -93,7 +94,7 @@ def prefill_kernel(
         tv.commit_async()
         # the next chunk's dequantization (unused past the range) and this chunk's products
         # are independent: no barrier between them
-        sz_ahead = _scales(scales, zeros, c0 + i + 2, n0, unit, RN, ZERO, GROUP)
+        sz_ahead = group_params(scales, zeros, c0 + i + 2, 1, n0, BN, unit, ZERO, GROUP, True)
         _dequantize(
             w_ring, (i + 1) % STAGES, wf, (i + 1) % 2, sz, x.dtype, unit, RN, T, FIELD, ZERO,
             GROUP,
@@ -113,24 +114,9 @@ def prefill_kernel(
 
 
 @tv.func
-def _scales(scales, zeros, c, n0, unit, RN, ZERO, GROUP):
-    """Chunk ``c``'s scales and zero points (``[groups in the chunk, BN]``; past the end they
-    read as zeros); unused ones are constants."""
-    NG = unit.kc // (GROUP if GROUP else unit.kc)
-    BN = 16 * RN
-    s = tv.load(scales, [c * NG, n0], [NG, BN]) if GROUP else tv.load(scales, [0, n0], [1, BN])
-    z = 0
-    if ZERO and GROUP:
-        z = tv.load(zeros, [c * NG, n0], [NG, BN])
-    if ZERO and not GROUP:
-        z = tv.load(zeros, [0, n0], [1, BN])
-    return s, z
-
-
-@tv.func
 def _dequantize(w_ring, slot, wf, buf, sz, dtype, unit, RN, T, FIELD, ZERO, GROUP):
     """The weights in ring slot ``slot``, as ``(q - z) * s`` in ``dtype`` with ``sz = (s, z)``
-    from ``_scales``, into ``wf[buf]`` (chunks past the end read zeros and are never
+    from ``group_params``, into ``wf[buf]`` (chunks past the end read zeros and are never
     multiplied)."""
     G = GROUP if GROUP else unit.kc
     BN = 16 * RN
