@@ -19,8 +19,13 @@ def to_host(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def empty_like(x: Any, shape: tuple[int, ...]) -> Any:
-    """A new uninitialised array of ``shape`` with ``x``'s dtype, where ``x`` lives."""
+def empty_like(x: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """A new uninitialised array of ``shape`` where ``x`` lives, of ``x``'s dtype or of the
+    numpy ``dtype`` given (a torch tensor's new array gets torch's dtype of that name)."""
     if isinstance(x, np.ndarray):
-        return np.empty(shape, x.dtype)
-    return x.new_empty(shape)
+        return np.empty(shape, x.dtype if dtype is None else dtype)
+    if dtype is None:
+        return x.new_empty(shape)
+    import torch
+
+    return x.new_empty(shape, dtype=getattr(torch, np.dtype(dtype).name))

@@ -92,22 +92,13 @@ def prefill(x: Any, qw: QuantizedWeight, bias: Any, y: Any, config: tv.Config | 
     def grid(meta: dict) -> tuple[int, int]:
         return -(-m // meta["BM"]) * -(-n // (16 * meta["RN"])), split
 
-    part = _partials(x, (split, m, n)) if split > 1 else qw.scales  # unread at split 1
+    part = empty_like(x, (split, m, n), np.float32) if split > 1 else qw.scales  # unread at 1
     _launch(prefill_tuned, grid, config, x, qw, bias, y, launch, part, SPLIT=split)
     if split > 1:
         bias_arg = _or(bias, qw.scales)
         splitk_sum[-(-n // 128), -(-m // 8)](
             part, bias_arg, y, SPLIT=split, BIAS=bias is not None, BM=8, BN=128, **launch
         )
-
-
-def _partials(x: Any, shape: tuple[int, ...]) -> Any:
-    """An f32 buffer of ``shape`` where ``x`` lives."""
-    if isinstance(x, np.ndarray):
-        return np.empty(shape, np.float32)
-    import torch
-
-    return torch.empty(shape, dtype=torch.float32, device=x.device)
 
 
 def _launch(tuned, grid, config, x, qw: QuantizedWeight, bias, y, launch: dict, *extra,
