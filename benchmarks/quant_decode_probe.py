@@ -53,17 +53,21 @@ def direct_prefill(x, y, config: tv.Config, split: int):
     return lambda qw: dispatch.prefill(x, qw, None, y, config=config, split=split)
 
 
+def entry(name: str, launch, sets) -> str:
+    """``name: microseconds`` of ``launch`` in a CUDA graph, or the error code it failed with."""
+    try:
+        return f"{name}: {graph_us(launch, sets):.1f}"
+    except tv.TilevmError as exc:
+        return f"{name}: {exc.code}"
+
+
 def decode_sweep(x, y, sets, m: int) -> None:
     row = []
     for rn, warps, stages in ((1, 8, 0), (1, 16, 0), (2, 8, 0), (2, 16, 0), (4, 8, 0),
                               (1, 8, 4), (2, 8, 3), (2, 8, 4), (2, 4, 4), (2, 4, 6),
                               (4, 4, 3)):  # fmt: skip
         cfg = tv.Config(RN=rn, BM=8 if m <= 8 else 16, STAGES=stages, warps=warps)
-        name = f"RN={rn} w{warps} ring{stages}"
-        try:
-            row.append(f"{name}: {graph_us(direct(x, y, cfg), sets):.1f}")
-        except tv.TilevmError as exc:
-            row.append(f"{name}: {exc.code}")
+        row.append(entry(f"RN={rn} w{warps} ring{stages}", direct(x, y, cfg), sets))
     print(f"  graph sweep: {'; '.join(row)}", flush=True)
 
 
@@ -81,10 +85,7 @@ def prefill_sweep(x, y, sets, qw) -> None:
         configs = tuning.prefill_prune(tuning.PREFILL_CONFIGS, x, y, dispatch._field_dtype(qw))
         for cfg in configs:
             name = "/".join(str(v) for v in cfg.constexprs.values()) + f" w{cfg.warps}"
-            try:
-                row.append(f"{name}: {graph_us(direct_prefill(x, y, cfg, split), sets):.1f}")
-            except tv.TilevmError as exc:
-                row.append(f"{name}: {exc.code}")
+            row.append(entry(name, direct_prefill(x, y, cfg, split), sets))
         print(f"  split {split}{' (chosen)' if split == chosen else ''}: {'; '.join(row)}",
               flush=True)  # fmt: skip
 
