@@ -126,12 +126,14 @@ def check(y: torch.Tensor, ref: torch.Tensor) -> float:
     return float((y.double() - ref).norm() / ref.norm())
 
 
-def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> list[dict]:
+def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float, rows: list[dict],
+        saved) -> None:
+    """Measures every (M, weight type) of one shape, appending to ``rows`` and calling ``saved``
+    after each."""
     gen = torch.Generator(device="cuda").manual_seed(n * 31 + k)
     weights = {name: random_weight(n, k, name, gen) for name in dtypes}
     w64s = {name: dequantized_values(qw) for name, qw in weights.items()}
     w16s = {name: w.half() for name, w in w64s.items()}
-    rows = []
     for m in ms:
         x = torch.randn(m, k, device="cuda", dtype=torch.float16, generator=gen)
         f16 = [w16s[dtypes[0]].clone() for _ in range(COPIES)]
@@ -161,8 +163,8 @@ def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float) -> l
                          "call_us": call,
                          "tflops": 2 * m * n * k / us / 1e6})  # fmt: skip
             print(line(rows[-1]), flush=True)
+            saved()
             del sets
-    return rows
 
 
 HEAD = ("| N x K | M | weights | tilevm us | floor us | of floor | cuBLAS f16 us | vs f16 | "
@@ -232,16 +234,20 @@ def main() -> int:
     print(f"device: {torch.cuda.get_device_name()}, copy bandwidth {bandwidth / 1e9:.0f} GB/s")
     print(HEAD + "\n|" + "---|" * COLUMNS, flush=True)
     rows = []
-    for n, k in shapes:
-        rows += run(n, k, ms, dtypes, bandwidth)
-    print("\n" + HEAD + "\n|" + "---|" * COLUMNS + "\n" + "\n".join(line(r) for r in rows))
-    if args.json:
+
+    def save() -> None:  # after every row: a run cut short keeps what it measured
+        if not args.json:
+            return
         chosen = {f"{tuned.__name__} {key}": str(config) for tuned in
                   (dispatch.decode_tuned, dispatch.prefill_tuned)
                   for (_, key), config in tuned._results.items()}  # fmt: skip
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "bandwidth": bandwidth,
                        "rows": rows, "configs": chosen}, f, indent=1)  # fmt: skip
+
+    for n, k in shapes:
+        run(n, k, ms, dtypes, bandwidth, rows, save)
+    print("\n" + HEAD + "\n|" + "---|" * COLUMNS + "\n" + "\n".join(line(r) for r in rows))
     if args.plot:
         plot(rows, args.plot, torch.cuda.get_device_name())
     return 0
