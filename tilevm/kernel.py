@@ -27,9 +27,11 @@ from tilevm.ir.nodes import KernelIR, Param
 from tilevm.ir.printer import print_kernel
 from tilevm.ir.types import GlobalType, ScalarType
 from tilevm.ir.verify import verify
+from tilevm.lowering.pipeline import Lowered, lower_kernel
+from tilevm.lowering.target import Target
 from tilevm.runtime import devices
 from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
-from tilevm.runtime.compiled import CompiledKernel, build_cuda, launch_cuda
+from tilevm.runtime.compiled import CompiledKernel, build_cuda, facts_of, launch_cuda
 from tilevm.runtime.cpu import CpuKernel, build_cpu, launch_cpu, run_slots
 from tilevm.runtime.device_arrays import DeviceTensor, device_tensor, is_device_tensor
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
@@ -196,6 +198,14 @@ class Kernel:
             return self._build_cpu(specs, warps, target)
         arch = _cuda_arch(target)
         return self._build(self.compile_ir(specs, warps), specs, arch)
+
+    def lower(self, target: Target, *args: Any, warps: int | None = None, **kwargs: Any) -> Lowered:
+        """The thread program of the specialization these arguments select, lowered for the
+        capabilities ``target`` (a backend's renderer turns ``.thread`` into source)."""
+        warps = _check_warps(self.default_warps if warps is None else warps)
+        specs, _, _ = self.specialize(args, kwargs)
+        ir = self.compile_ir(specs, warps, target.warp_size)
+        return lower_kernel(ir, target, facts_of(specs))
 
     def emit(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The generated source for ``target`` (see ``compile``)."""
