@@ -1,0 +1,125 @@
+"""What a backend is to the runtime: one object per way of running kernels.
+
+The runtime (``tilevm/kernel.py``, ``tilevm/runtime/``) names no backend. Each backend package
+(``backends/<name>/backend.py``) defines ``BACKEND``, an instance of a ``Backend`` subclass; the
+registry (``tilevm.runtime.registry``) finds them, and a launch resolves its device to exactly one.
+A device name is the backend's name, optionally followed by ``:`` and a backend-specific suffix:
+``interp``, ``cpu``, ``cpu:amd``, ``cuda``, ``cuda:1``, ``hip:0``, ``sycl:opencl:cpu``. A compile
+target is the same, with an arch where a device index would be: ``cuda:sm_90a``,
+``hip:gfx942``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tilevm.dtypes import DataType
+from tilevm.errors import DeviceError
+from tilevm.ir.nodes import KernelIR
+from tilevm.lowering.pipeline import Lowered
+from tilevm.lowering.target import Target
+from tilevm.runtime.autotune_bench import time_host
+
+Dump = Callable[[KernelIR, str], None]
+
+
+class Backend:
+    name: str = ""  # the device-name prefix this backend answers
+    lowers = True  # False for a backend that runs the VM IR itself (the interpreter)
+    order = 100  # where tv.devices() lists its devices (lower first)
+
+    # ----- where it runs ----------------------------------------------------------------------
+    def answers(self, device: str) -> bool:
+        """Whether ``device`` (a device name or compile target) names this backend."""
+        return device == self.name or device.startswith(self.name + ":")
+
+    def unavailable(self) -> str | None:
+        """None when kernels can run here; otherwise why not, in one line (e.g. "no HIP runtime:
+        libamdhip64.so not found"). Rendering never needs the backend to be available."""
+        return None
+
+    def devices(self) -> list[str]:
+        """The device names usable here (empty when unavailable)."""
+        return []
+
+    def resolve(self, device: str) -> str:
+        """The canonical name of a device a launch runs on ("cuda" -> "cuda:0"). Raises a
+        DeviceError that says why when it cannot run here."""
+        why = self.unavailable()
+        if why is not None:
+            raise DeviceError(
+                f"device {device!r} is not available: {why}",
+                expected="one of " + ", ".join(repr(d) for d in self.devices()) if self.devices()
+                else "a device this machine has",  # fmt: skip
+                found=repr(device),
+                hint="tv.devices() lists what this machine can run; device='interp' runs every "
+                "kernel on any machine",
+                code="no-device",
+            )
+        return device
+
+    # ----- compiling --------------------------------------------------------------------------
+    def target(self, spec: str) -> Target:
+        """The capabilities to lower for: ``spec`` is a compile target ("hip:gfx942"), a device
+        ("hip:0": that device's arch) or the bare name (the device's arch when there is one,
+        else the backend's default arch)."""
+        raise NotImplementedError
+
+    def render(self, lowered: Lowered) -> str:
+        """The source of a lowered kernel (needs no toolchain)."""
+        raise NotImplementedError
+
+    def build(self, ir: KernelIR, lowered: Lowered, target: Target, dump: Dump | None) -> Any:
+        """Compile (through the disk cache). The result has ``name``, ``arch``, ``source``,
+        ``binary``, ``thread``, ``lowered``, ``num_threads``, ``shared_bytes`` and ``cached``."""
+        raise NotImplementedError
+
+    # ----- arguments --------------------------------------------------------------------------
+    def owns(self, value: Any) -> bool:
+        """Whether ``value`` is a tensor that lives on this backend's devices (a launch with no
+        ``device=`` runs where its tensors live)."""
+        return False
+
+    def device_of(self, value: Any) -> str:
+        """The device an owned tensor lives on ("cuda:1")."""
+        return self.name
+
+    def accepts(self, value: Any) -> bool:
+        """Whether a launch on this backend takes ``value`` as a tensor argument (its own
+        tensors, and host arrays where the backend copies them in and out)."""
+        return self.owns(value)
+
+    def tensor(self, value: Any, name: str) -> Any:
+        """The argument as the launch reads it: an object with ``dtype``, ``shape``, ``strides``
+        (elements), ``contiguous``, ``aligned16``, ``stride_align``, ``extent_align``."""
+        raise NotImplementedError
+
+    # ----- running ----------------------------------------------------------------------------
+    def launch(
+        self,
+        built: Any,
+        grid: tuple[int, int, int],
+        tensors: dict[str, Any],  # parameter name -> what tensor() returned
+        scalars: dict[str, tuple[DataType, Any]],
+        device: str,
+    ) -> None:
+        raise NotImplementedError
+
+    def fast_entry(self, built: Any, positions: dict[str, int], specs: Sequence[Any]) -> Any:
+        """A repeat-launch entry (``tilevm.runtime.fast_launch.Entry``) for this build, or None
+        when repeat launches take the full path."""
+        return None
+
+    # ----- autotuning -------------------------------------------------------------------------
+    def fingerprint(self, device: str) -> str:
+        """What tuned results depend on: the device's name, arch and driver."""
+        return device
+
+    def time(self, run: Callable[[], None], device: str) -> float:
+        """Median seconds per call of ``run`` (one launch). Backends with device timers (events)
+        override this, flushing caches between calls."""
+        return time_host(run)
+
+
+__all__ = ["Backend", "Dump"]
