@@ -1,0 +1,419 @@
+"""Running SYCL kernels through dpctl: devices, compiling (cached), launching.
+
+Compiling: the generated source goes through the run-time kernel compiler in ``shim.cpp``
+(~2 s a kernel on the OpenCL CPU device). The built bundle is serialized (SYCLBIN) into tilevm's
+disk cache, keyed by the source, the build options, the device and driver and the SYCL runtime's
+version, so another process loads it in milliseconds; within a process programs are kept by key.
+
+Launching takes a thread program's parameter list and fills it:
+
+- numpy arrays, torch CPU tensors and ``tilevm.PackedArray`` (or the ``HostTensor`` that
+  ``tilevm.runtime.arrays.host_tensor`` makes of them) are copied into USM device memory
+  (sub-byte dtypes bit-packed, as the kernel reads them), and copied back after the kernel ends;
+- ``UsmTensor`` wraps a ``dpctl.memory.MemoryUSM*`` allocation with a dtype and a shape (and
+  optionally strides, in elements): the kernel reads and writes that memory in place. Its bytes
+  are the kernel's representation: sub-byte dtypes bit-packed, like ``PackedArray.data``;
+- torch tensors on an ``xpu`` device are passed in place by their data pointer (untested: no
+  machine here has an XPU).
+
+The wheel's OpenCL ICD file names a placeholder path, so importing this module points
+``OCL_ICD_FILENAMES`` at the environment's ``libintelocl.so`` (unless it is set already), before
+dpctl first looks for devices.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tilevm.dtypes as dts
+from tilevm.backends.sycl import shim
+from tilevm.backends.sycl.target import opencl_cpu_target, target_for_device
+from tilevm.dtypes import DataType
+from tilevm.errors import CompileError, DeviceError, LaunchTypeError
+from tilevm.lowering.target import Target
+from tilevm.lowering.thread_ir import Param, ThreadKernel
+from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides, extent_align, host_tensor
+from tilevm.runtime.arrays import stride_align as _stride_align
+from tilevm.runtime.cache import DiskCache
+from tilevm.runtime.fast_launch import scalar_arg
+
+
+def _point_icd_loader_at_the_cpu_runtime() -> None:
+    library = Path(sys.prefix) / "lib" / "libintelocl.so"
+    if "OCL_ICD_FILENAMES" not in os.environ and library.exists():
+        os.environ["OCL_ICD_FILENAMES"] = str(library)
+
+
+_point_icd_loader_at_the_cpu_runtime()
+
+try:
+    import dpctl
+    import dpctl.memory as dpmem
+    import dpctl.program._program as _dpprogram
+except ImportError:  # pragma: no cover - the sycl extra is not installed
+    dpctl = None
+    dpmem = None
+    _dpprogram = None
+
+# One rounding per operation and IEEE denormals, NaN and infinities, as the VM's semantics say
+# (the SYCL compiler's default floating-point model is fast).
+BUILD_OPTIONS = ("-ffp-model=precise", "-ffp-contract=off")
+
+
+# ----- devices ----------------------------------------------------------------------------------
+def unavailable() -> str | None:
+    """None when SYCL kernels can be compiled and run here; otherwise why not, in one line."""
+    if dpctl is None:
+        return "dpctl is not installed (pip install 'tilevm[sycl]')"
+    try:
+        devices = dpctl.get_devices()
+    except Exception as exc:  # dpctl raises its own error types for a broken runtime
+        return f"no SYCL device: {exc}"
+    if not devices:
+        return "no SYCL device: dpctl finds none (is OCL_ICD_FILENAMES set?)"
+    try:
+        compiler = shim.load()
+    except shim.ShimError as exc:
+        return str(exc).splitlines()[0]
+    if not any(compiler.can_compile(d.addressof_ref()) for d in devices):
+        return "no SYCL device can compile SYCL source at run time (needs libsycl-jit)"
+    return None
+
+
+def device_names() -> list[str]:
+    """``sycl:<dpctl filter string>`` of every device that compiles and runs kernels here."""
+    if unavailable() is not None:
+        return []
+    compiler = shim.load()
+    return [
+        f"sycl:{d.filter_string}"
+        for d in dpctl.get_devices()
+        if compiler.can_compile(d.addressof_ref())
+    ]
+
+
+def device_filter(device: str) -> str:
+    """The dpctl filter string of a device name ("sycl:opencl:cpu" -> "opencl:cpu")."""
+    name = device.removeprefix("sycl").removeprefix(":")
+    return name or "default"
+
+
+_queues: dict[str, Any] = {}
+
+
+def queue(device: str) -> Any:
+    """The (in-order, cached) ``dpctl.SyclQueue`` of a device name or filter string."""
+    filt = device_filter(device)
+    if filt not in _queues:
+        why = unavailable()
+        if why is not None:
+            raise DeviceError(f"SYCL device {device!r} is not available: {why}", code="no-device")
+        try:
+            selector = dpctl.SyclDevice() if filt == "default" else dpctl.SyclDevice(filt)
+            _queues[filt] = dpctl.SyclQueue(selector, property="in_order")
+        except Exception as exc:
+            raise DeviceError(
+                f"no SYCL device {filt!r}: {exc}",
+                expected="one of " + ", ".join(device_names()),
+                found=repr(device),
+                code="no-device",
+            ) from None
+    return _queues[filt]
+
+
+def target(device: str) -> Target:
+    """The capabilities of a device: a GPU's family target, or the OpenCL CPU's own."""
+    dev = queue(device).sycl_device
+    if dev.is_cpu:
+        return opencl_cpu_target(sub_group_sizes=tuple(dev.sub_group_sizes),
+                                  local_bytes=int(dev.local_mem_size))  # fmt: skip
+    return target_for_device(dev.name, tuple(dev.sub_group_sizes), int(dev.local_mem_size))
+
+
+# ----- compiling --------------------------------------------------------------------------------
+@dataclass
+class Program:
+    """One kernel built for one device: its source, SYCLBIN bundle and dpctl kernel."""
+
+    name: str
+    device: str  # a dpctl filter string
+    source: str
+    binary: bytes  # the SYCLBIN bundle
+    kernel: Any = field(repr=False)  # dpctl.program.SyclKernel
+    cached: bool = False  # loaded from the disk cache without compiling
+    log: str = ""
+
+
+_programs: dict[tuple[str, ...], Program] = {}
+
+
+def compile(
+    source: str,
+    kernel_name: str,
+    device: str = "opencl:cpu",
+    options: Sequence[str] = BUILD_OPTIONS,
+    cache: DiskCache | None = None,
+) -> Program:
+    """Build ``source``'s kernel ``kernel_name`` for a device (a name or filter string), through
+    the in-process and the disk cache. Raises CompileError with the compiler's log."""
+    q = queue(device)
+    dev = q.sycl_device
+    ident = f"{dev.filter_string}|{dev.name}|{dev.driver_version}"
+    key = (source, kernel_name, ident, *options)
+    if key in _programs:
+        return _programs[key]
+    compiler = shim.load()
+    cache = cache or DiskCache()
+    disk_key = cache.key(source, kernel_name, "\n".join(options), ident, shim.runtime_version(),
+                         compiler.version(), "syclbin")  # fmt: skip
+    context_ref, device_ref = q.sycl_context.addressof_ref(), dev.addressof_ref()
+    binary, kernel_ref, cached, log = cache.get(disk_key), None, False, ""
+    if binary is not None:
+        try:
+            kernel_ref, cached = compiler.load(context_ref, device_ref, binary, kernel_name), True
+        except shim.BuildFailed:
+            binary = None  # an unusable entry: build again and replace it
+    if kernel_ref is None:
+        try:
+            kernel_ref, binary, log = compiler.build(
+                context_ref, device_ref, source, list(options), kernel_name
+            )
+        except shim.BuildFailed as exc:
+            raise CompileError(
+                f"the SYCL compiler rejected kernel {kernel_name}",
+                found=str(exc).strip()[-4000:],
+                hint="the generated source is in the exception's found= text; report it as a "
+                "tilevm bug",
+                code="sycl-compile",
+            ) from None
+        cache.put(disk_key, binary)
+    kernel = _make_kernel(kernel_ref, kernel_name)
+    program = Program(kernel_name, dev.filter_string, source, binary, kernel, cached, log)
+    _programs[key] = program
+    return program
+
+
+def _make_kernel(kernel_ref: int, name: str) -> Any:
+    """dpctl's SyclKernel owning a ``sycl::kernel*`` (through dpctl's C-API capsule)."""
+    capsule = _dpprogram.__pyx_capi__["SyclKernel_Make"]
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    address = get_pointer(capsule, get_name(capsule))
+    make = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p)(address)
+    return make(kernel_ref, name.encode())
+
+
+# ----- arguments --------------------------------------------------------------------------------
+@dataclass
+class UsmTensor:
+    """A tensor in USM memory (``dpctl.memory.MemoryUSMDevice``/``Shared``/``Host``) that a
+    kernel reads and writes in place. ``memory`` holds the kernel's representation (sub-byte
+    dtypes bit-packed); ``strides`` count elements (default: C order)."""
+
+    memory: Any
+    dtype: DataType
+    shape: tuple[int, ...]
+    strides: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.dtype = dts.dtype(self.dtype)
+        self.shape = tuple(int(s) for s in self.shape)
+        self.strides = c_strides(self.shape) if self.strides is None else tuple(self.strides)
+
+    @classmethod
+    def from_host(cls, values: Any, queue_or_device: Any = "opencl:cpu") -> UsmTensor:
+        """A new device allocation holding a numpy array (or ``PackedArray``)'s values."""
+        q = queue(queue_or_device) if isinstance(queue_or_device, str) else queue_or_device
+        host = host_tensor(values, "values")
+        data = _kernel_bytes(host)
+        memory = dpmem.MemoryUSMDevice(_padded(data.nbytes), queue=q)
+        memory.copy_from_host(_pad(data))
+        return cls(memory, host.dtype, host.shape)
+
+    def to_host(self) -> np.ndarray:
+        """The values as a numpy array (sub-byte dtypes one element per byte)."""
+        raw = np.empty(self.memory.nbytes, np.uint8)
+        self.memory.copy_to_host(raw)
+        return dts.unpack(raw, self.dtype, self.shape)
+
+    @property
+    def pointer(self) -> Any:
+        return self.memory
+
+    @property
+    def contiguous(self) -> bool:
+        return len(self.shape) == 0 or self.strides[-1] == 1
+
+    @property
+    def aligned16(self) -> bool:
+        memory = self.memory
+        address = memory.value if isinstance(memory, ctypes.c_void_p) else memory._pointer
+        return int(address or 0) % 16 == 0
+
+    @property
+    def stride_align(self) -> int:
+        return _stride_align(self.strides, self.dtype.bits)
+
+    @property
+    def extent_align(self) -> int:
+        return extent_align(self.shape, self.dtype.bits)
+
+
+def accepts(value: Any) -> bool:
+    """Whether a launch takes ``value`` as a tensor argument."""
+    if isinstance(value, (UsmTensor, HostTensor, np.ndarray, PackedArray)):
+        return True
+    return _is_xpu_tensor(value) or _is_torch_cpu(value)
+
+
+def tensor_arg(value: Any, name: str) -> UsmTensor | HostTensor:
+    """The argument as a launch reads it (``dtype``, ``shape``, ``strides``, ``contiguous``,
+    ``aligned16``, ``stride_align``, ``extent_align``)."""
+    if isinstance(value, (UsmTensor, HostTensor)):
+        return value
+    if _is_xpu_tensor(value):
+        return _xpu_tensor(value)
+    if isinstance(value, (np.ndarray, PackedArray)) or _is_torch_cpu(value):
+        return host_tensor(value, name)
+    raise LaunchTypeError(
+        f"argument '{name}' is not a tensor a SYCL kernel can read",
+        expected="a numpy array, a tv.PackedArray, a UsmTensor or a torch XPU tensor",
+        found=type(value).__name__,
+    )
+
+
+def _is_xpu_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor) and value.device.type == "xpu"
+
+
+def _is_torch_cpu(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor) and value.device.type == "cpu"
+
+
+def _xpu_tensor(value: Any) -> UsmTensor:
+    # Untested (no XPU here): torch allocates XPU memory as USM device memory; it is passed by
+    # pointer, so the kernel must run in a context that shares it (torch's default context).
+    shape = tuple(value.shape)
+    return UsmTensor(ctypes.c_void_p(value.data_ptr()), dts.dtype(value.dtype), shape,
+                     tuple(value.stride()))  # fmt: skip
+
+
+def _kernel_bytes(host: HostTensor) -> np.ndarray:
+    """A host tensor's bytes as the kernel reads them: C order, sub-byte dtypes packed."""
+    source = host.source
+    if isinstance(source, PackedArray):
+        data = source.data
+        return np.ascontiguousarray(data if isinstance(data, np.ndarray) else data.cpu().numpy())
+    codes = np.ascontiguousarray(host.codes)
+    if host.dtype.bits in (8, 16, 32, 64):
+        return codes.reshape(-1).view(np.uint8)
+    return dts.pack_codes(codes.reshape(-1), host.dtype.bits)
+
+
+def _padded(nbytes: int) -> int:
+    # whole 32-bit words plus one: sub-byte stores update the words that hold their bits
+    return (nbytes + 3) // 4 * 4 + 16
+
+
+def _pad(data: np.ndarray) -> np.ndarray:
+    out = np.zeros(_padded(data.nbytes), np.uint8)
+    out[: data.nbytes] = data.reshape(-1).view(np.uint8)
+    return out
+
+
+class _Staged:
+    """A host tensor copied into device memory for one launch, and back after it."""
+
+    def __init__(self, host: HostTensor, q: Any) -> None:
+        self.host = host
+        data = _kernel_bytes(host)
+        self.nbytes = data.nbytes
+        self.memory = dpmem.MemoryUSMDevice(_padded(data.nbytes), queue=q)
+        self.memory.copy_from_host(_pad(data))
+        self.shape = host.shape
+        self.strides = c_strides(host.shape)
+
+    def finish(self) -> None:
+        raw = np.empty(self.memory.nbytes, np.uint8)
+        self.memory.copy_to_host(raw)
+        raw = raw[: self.nbytes]
+        host, source = self.host, self.host.source
+        if isinstance(source, PackedArray):
+            if isinstance(source.data, np.ndarray):
+                source.data.reshape(-1).view(np.uint8)[:] = raw
+            else:  # a torch CPU tensor of bytes
+                source.data.copy_(sys.modules["torch"].from_numpy(raw.copy()))
+            host.codes[...] = source.codes().reshape(host.codes.shape)
+            return
+        if host.dtype.bits in (8, 16, 32, 64):
+            codes = raw.view(host.codes.dtype).reshape(host.shape)
+        else:
+            count = int(np.prod(host.shape))
+            codes = dts.unpack_codes(raw, host.dtype.bits, count).reshape(host.shape)
+        if not np.array_equal(codes, host.codes):  # inputs may be read-only
+            host.codes[...] = codes.astype(host.codes.dtype)
+
+
+# ----- launching --------------------------------------------------------------------------------
+def launch(
+    program: Program,
+    kernel: ThreadKernel,
+    grid: tuple[int, int, int],
+    tensors: dict[str, Any],  # kernel argument name -> tensor (see the module docstring)
+    scalars: dict[str, tuple[DataType, Any]],  # kernel argument name -> (dtype, value)
+) -> None:
+    """Run ``program`` (built from ``kernel``'s source) over ``grid`` blocks and wait for it."""
+    q = queue(program.device)
+    args = {name: tensor_arg(value, name) for name, value in tensors.items()}
+    staged = {n: _Staged(a, q) for n, a in args.items() if isinstance(a, HostTensor)}
+    try:
+        values = [_param_value(p, args, staged, scalars) for p in kernel.params]
+        gx, gy, gz = (int(g) for g in grid)
+        threads = kernel.num_threads
+        q.submit(program.kernel, values, [gz, gy, gx * threads], [1, 1, threads])
+    finally:
+        for buffer in staged.values():
+            buffer.finish()
+
+
+def _param_value(
+    p: Param, args: dict[str, Any], staged: dict[str, _Staged], scalars: dict[str, Any]
+) -> Any:
+    if p.kind == "scalar":
+        arg = scalar_arg(*scalars[p.arg])
+        if arg is None:
+            dtype, value = scalars[p.arg]
+            raise LaunchTypeError(f"argument '{p.arg}' does not fit {dtype}", found=repr(value))
+        return arg
+    tensor = staged.get(p.arg) or args[p.arg]
+    if p.kind == "tensor":
+        return tensor.memory if isinstance(tensor, _Staged) else tensor.pointer
+    return ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
+
+
+__all__ = [
+    "BUILD_OPTIONS",
+    "Program",
+    "UsmTensor",
+    "accepts",
+    "compile",
+    "device_filter",
+    "device_names",
+    "launch",
+    "queue",
+    "target",
+    "tensor_arg",
+    "unavailable",
+]
