@@ -19,6 +19,7 @@ The interpreter never tunes, nor does any device with ``TILEVM_AUTOTUNE=0``: bot
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,16 +32,13 @@ from tilevm.autotune_config import (
     describe,
     dtype_name,
 )
-from tilevm.backends.cuda import driver
 from tilevm.errors import LaunchError, LaunchTypeError, TilevmError
 from tilevm.kernel import Kernel, Launcher
 from tilevm.language import Tensor
-from tilevm.runtime import autotune_store, devices
+from tilevm.runtime import autotune_store, registry
 from tilevm.runtime.arrays import PackedArray, is_tensor_like
-from tilevm.runtime.autotune_bench import clone_args, time_cuda, time_host
+from tilevm.runtime.autotune_bench import clone_args
 from tilevm.runtime.autotune_progress import Progress
-from tilevm.runtime.compiled import CompiledKernel
-from tilevm.runtime.cpu import CpuKernel
 
 Grid = Any  # a grid as kernel[...] takes it, or a callable of the config's meta-parameters
 
@@ -119,7 +117,7 @@ class Autotuner:
         bound = self._bind(args, kwargs)
         if grid is not None:
             return self._choose(grid, args, kwargs, bound, device)
-        known = self._known(bound, devices.resolve(device, list(bound.values())))
+        known = self._known(bound, _device(device, list(bound.values())))
         if known is None:
             raise LaunchError(
                 f"the best config of {self.__name__} for these arguments is not known yet",
@@ -133,24 +131,24 @@ class Autotuner:
 
     def cache_file(self, device: str = "cpu") -> Path:
         """The file that keeps this kernel's results for ``device``."""
-        return self._identity(devices.resolve(device)).path()
+        return self._identity(_device(device)).path()
 
     def ir(self, *args: Any, **kwargs: Any) -> str:
         """The VM IR with the config a launch with these arguments would use if it is known,
         else the heuristic's."""
-        where = devices.resolve(None, [*args, *kwargs.values()])
+        where = _device(None, [*args, *kwargs.values()])
         config = self._static_config(args, kwargs, where)
         return self.kernel.ir(*args, warps=config.warps, **kwargs, **config.constexprs)
 
-    def compile(self, target: str, *args: Any, **kwargs: Any) -> CompiledKernel | CpuKernel:
+    def compile(self, target: str, *args: Any, **kwargs: Any) -> Any:
         """``Kernel.compile`` with the config ``ir`` would use."""
-        where = target if target.startswith("cpu") else "cuda:0" if target == "cuda" else None
-        config = self._static_config(args, kwargs, where)
+        config = self._static_config(args, kwargs, _runs_here(target))
         return self.kernel.compile(target, *args, warps=config.warps, **kwargs, **config.constexprs)
 
     def emit(self, target: str, *args: Any, **kwargs: Any) -> str:
-        """The generated source (see ``compile``)."""
-        return self.compile(target, *args, **kwargs).source
+        """The generated source with the config ``ir`` would use; needs no toolchain."""
+        config = self._static_config(args, kwargs, _runs_here(target))
+        return self.kernel.emit(target, *args, warps=config.warps, **kwargs, **config.constexprs)
 
     # ----- choosing ---------------------------------------------------------------------------
     def _choose(self, grid: Grid, args, kwargs, bound, device: str | None) -> Config:
@@ -159,7 +157,7 @@ class Autotuner:
         memo = self._memo(bound, device)
         best = self._memos.get(memo)
         if best is None:  # first launch of this kind: find the device, the key, the results
-            where = devices.resolve(device, list(bound.values()))
+            where = _device(device, list(bound.values()))
             key = self._key(bound, where)
             best = self._known(bound, where)
             if best is None:
@@ -181,8 +179,6 @@ class Autotuner:
 
     def _static_config(self, args: tuple, kwargs: dict, where: str | None) -> Config:
         bound = self._bind(args, kwargs)
-        if where is not None and where.startswith("cuda") and not driver.available():
-            where = None  # compiling for a GPU that is not here: nothing was tuned for it
         return self._known(bound, where) or self._heuristic(bound)
 
     def _heuristic(self, bound: dict[str, Any]) -> Config:
@@ -254,9 +250,7 @@ class Autotuner:
         def run() -> None:
             launcher(*copies, device=device, warps=config.warps, **options)
 
-        if where.startswith("cuda"):
-            return time_cuda(run, devices.cuda_index(where))
-        return time_host(run)
+        return registry.backend_for(where).time(run, where)
 
     def _launch(self, config: Config, grid: Grid, args, kwargs, bound, device) -> None:
         launcher = self._launcher(self._grid(grid, bound, config))
@@ -322,7 +316,7 @@ class Autotuner:
         tensor's dtype, the kind of device (not its index: equal GPUs share results)."""
         parts = [f"{name}={describe(bound[name])}" for name in self.key]
         parts += [f"{n}:{dtype_name(v)}" for n, v in bound.items() if is_tensor_like(v)]
-        parts.append("cuda" if where.startswith("cuda") else where)
+        parts.append(re.sub(r":\d+$", "", where))  # the kind of device: not its index
         return ", ".join(parts)
 
     def _memo(self, bound: dict[str, Any], device: str | None) -> tuple:
@@ -359,7 +353,7 @@ class Autotuner:
                 kernel=self.__name__,
                 source=autotune_store.sha256("".join(self.kernel.source.lines)),
                 configs=autotune_store.sha256("\n".join(map(str, self.configs))),
-                fingerprint=autotune_store.fingerprint(where),
+                fingerprint=registry.backend_for(where).fingerprint(where),
             )
             self._identities[where] = identity
         return identity
@@ -408,6 +402,21 @@ def tuning_enabled() -> bool:
     """False when ``TILEVM_AUTOTUNE=0`` (read on every launch)."""
     value = os.environ.get("TILEVM_AUTOTUNE", "1").strip().lower()
     return value not in ("0", "false", "off", "no")
+
+
+def _device(device: str | None, args: Sequence[Any] = ()) -> str:
+    """The device a launch with these arguments runs on."""
+    return registry.resolve(device, args)[1]
+
+
+def _runs_here(target: str) -> str | None:
+    """The device whose tuned results a build for ``target`` uses: the target itself when it
+    names a device this machine can run; None for an arch without its device here (nothing was
+    tuned for it)."""
+    try:
+        return registry.backend_for(target).resolve(target)
+    except TilevmError:
+        return None
 
 
 __all__ = ["Autotuner", "Config", "TunedLauncher", "autotune", "tuning_enabled"]

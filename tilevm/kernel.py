@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import pathlib
@@ -13,32 +12,26 @@ from typing import Any
 import numpy as np
 
 from tilevm import language as lang
-from tilevm.backends.cpu.target import target_for
-from tilevm.backends.cuda import driver
 from tilevm.dtypes import DataType
-from tilevm.errors import CompileError, LaunchError, LaunchTypeError
+from tilevm.errors import CompileError, DeviceError, LaunchError, LaunchTypeError
 from tilevm.frontend.builder import Builder, python_dtype
 from tilevm.frontend.expressions import Func, closure_vars
 from tilevm.frontend.source import FunctionSource
 from tilevm.frontend.translate import Translator
-from tilevm.interp.execute import Interpreter
-from tilevm.interp.values import GlobalTensor, Scalar
 from tilevm.ir.nodes import KernelIR, Param
 from tilevm.ir.printer import print_kernel
 from tilevm.ir.types import GlobalType, ScalarType
 from tilevm.ir.verify import verify
 from tilevm.lowering.pipeline import Lowered, lower_kernel
 from tilevm.lowering.target import Target
-from tilevm.runtime import devices
-from tilevm.runtime.arrays import HostTensor, host_tensor, is_tensor_like
-from tilevm.runtime.compiled import CompiledKernel, build_cuda, facts_of, launch_cuda
-from tilevm.runtime.cpu import CpuKernel, build_cpu, launch_cpu, run_slots
-from tilevm.runtime.device_arrays import DeviceTensor, device_tensor, is_device_tensor
+from tilevm.runtime import registry
+from tilevm.runtime.arrays import host_tensor, is_host_tensor, is_tensor_like
+from tilevm.runtime.backend import Backend
+from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
-from tilevm.runtime.fast_launch import Entry as FastEntry
 from tilevm.runtime.fast_launch import FastPath
 
-WARP_SIZE = 32  # of the interpreter's target; the lowering reads each target's own
+WARP_SIZE = 32  # for the VM IR shown by kernel.ir(); each target has its own
 MAX_WARPS = 32
 
 
@@ -88,7 +81,7 @@ class Kernel:
         self._fast = _fast_path(self.signature)
         self._source: FunctionSource | None = None
         self._cache: dict[tuple, KernelIR] = {}
-        self._binaries: dict[tuple, CompiledKernel] = {}
+        self._binaries: dict[tuple, Any] = {}  # what each backend's build returned
 
     def __repr__(self) -> str:
         return f"<tilevm kernel {self.__name__}>"
@@ -113,10 +106,15 @@ class Kernel:
 
     # ----- specialization ---------------------------------------------------------------------
     def specialize(
-        self, args: Sequence[Any], kwargs: dict[str, Any], on_device: bool = False
-    ) -> tuple[list[ParamSpec], dict[str, Any], dict[str, HostTensor | DeviceTensor]]:
+        self,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        backend: Backend | None = None,
+        device: str = "",
+    ) -> tuple[list[ParamSpec], dict[str, Any], dict[str, Any]]:
         """The specialization key of these arguments, the bound values, and each tensor argument
-        already converted for the executor (converted once: packed arrays are unpacked here)."""
+        as ``backend`` reads it (converted once: packed arrays are unpacked here). Without a
+        backend (compiling, printing IR) any tensor stands for one of its shape and layout."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -126,7 +124,7 @@ class Kernel:
                 found=f"{len(args)} positional, keywords {sorted(kwargs)}",
             ) from None
         bound.apply_defaults()
-        specs, hosts = [], {}
+        specs, tensors = [], {}
         for name, param in self.signature.parameters.items():
             if name not in bound.arguments:
                 raise LaunchTypeError(
@@ -134,11 +132,11 @@ class Kernel:
                     expected=name,
                     found="nothing",
                 )
-            spec, host = _spec(name, param.annotation, bound.arguments[name], on_device)
+            spec, tensor = _spec(name, param.annotation, bound.arguments[name], backend, device)
             specs.append(spec)
-            if host is not None:
-                hosts[name] = host
-        return specs, dict(bound.arguments), hosts
+            if tensor is not None:
+                tensors[name] = tensor
+        return specs, dict(bound.arguments), tensors
 
     def compile_ir(
         self, specs: Sequence[ParamSpec], warps: int, warp_size: int = WARP_SIZE
@@ -185,49 +183,47 @@ class Kernel:
             self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
         )
 
-    def compile(
-        self, target: str, *args: Any, warps: int | None = None, **kwargs: Any
-    ) -> CompiledKernel | CpuKernel:
-        """Build the specialization these arguments select for ``target`` ("cuda" for this
-        machine's GPU or sm_90a without one, "cuda:sm_80", ...; "cpu", or "cpu:amd" and the
-        like for a GPU target emulated on the CPU): source, binary, launch shape.
-        Arguments may be host arrays standing in for device tensors of the same shape."""
+    def compile(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> Any:
+        """Build the specialization these arguments select for ``target``: a device ("cuda"
+        for this machine's GPU, "cpu", or "cpu:amd" and the like for a GPU target emulated on
+        the CPU) or a compile target ("cuda:sm_80", "hip:gfx942"); needs that backend's
+        toolchain. Returns its source, binary and launch shape. Arguments may be host arrays
+        standing in for device tensors of the same shape."""
         warps = _check_warps(self.default_warps if warps is None else warps)
+        backend = _code_generator(target)
+        caps = backend.target(target)
         specs, _, _ = self.specialize(args, kwargs)
-        if target == "cpu" or target.startswith("cpu:"):
-            return self._build_cpu(specs, warps, target)
-        arch = _cuda_arch(target)
-        return self._build(self.compile_ir(specs, warps), specs, arch)
+        return self._build(backend, caps, specs, warps, target)
 
-    def lower(self, target: Target, *args: Any, warps: int | None = None, **kwargs: Any) -> Lowered:
-        """The thread program of the specialization these arguments select, lowered for the
-        capabilities ``target`` (a backend's renderer turns ``.thread`` into source)."""
+    def lower(
+        self, target: Target | str, *args: Any, warps: int | None = None, **kwargs: Any
+    ) -> Lowered:
+        """The thread program of the specialization these arguments select, lowered for
+        ``target`` (capabilities, or a device / compile target name)."""
+        if isinstance(target, str):
+            target = _code_generator(target).target(target)
         warps = _check_warps(self.default_warps if warps is None else warps)
         specs, _, _ = self.specialize(args, kwargs)
         ir = self.compile_ir(specs, warps, target.warp_size)
         return lower_kernel(ir, target, facts_of(specs))
 
     def emit(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
-        """The generated source for ``target`` (see ``compile``)."""
-        return self.compile(target, *args, warps=warps, **kwargs).source
+        """The generated source for ``target`` (see ``compile``); needs no vendor toolchain."""
+        backend = _code_generator(target)
+        caps = backend.target(target)
+        return backend.render(self.lower(caps, *args, warps=warps, **kwargs), caps)
 
-    def _build(self, ir: KernelIR, specs: Sequence[ParamSpec], arch: str) -> CompiledKernel:
-        key = (tuple(specs), ir.warps, arch)
+    def _build(
+        self, backend: Backend, caps: Target, specs: Sequence[ParamSpec], warps: int, spec: str
+    ) -> Any:
+        key = (tuple(specs), warps, backend.name, caps.name)
         if key not in self._binaries:
+            ir = self.compile_ir(specs, warps, caps.warp_size)
             index = len(self._binaries)
-            self._binaries[key] = build_cuda(
-                ir, specs, arch, dump=lambda k, stage: _dump(k, stage, index)
+            lowered = lower_kernel(
+                ir, caps, facts_of(specs), lambda k, stage: _dump(k, stage, index)
             )
-        return self._binaries[key]
-
-    def _build_cpu(self, specs: Sequence[ParamSpec], warps: int, device: str) -> CpuKernel:
-        key = (tuple(specs), warps, device)
-        if key not in self._binaries:
-            ir = self.compile_ir(specs, warps, target_for(device).warp_size)
-            index = len(self._binaries)
-            self._binaries[key] = build_cpu(
-                ir, specs, device, dump=lambda k, stage: _dump(k, stage, index)
-            )
+            self._binaries[key] = backend.build(ir, lowered, caps, spec)
         return self._binaries[key]
 
 
@@ -246,43 +242,24 @@ class Launcher:
         entry = fast.entries.get(key) if key is not None else None
         if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, self.grid):
             return
-        device = devices.resolve(device, [*args, *kwargs.values()])
-        specs, values, hosts = self.kernel.specialize(
-            args, kwargs, on_device=device.startswith("cuda")
-        )
-        warp_size = target_for(device).warp_size if device.startswith("cpu") else WARP_SIZE
-        ir = self.kernel.compile_ir(specs, warps, warp_size)  # compile errors even for empty grids
-        if min(self.grid) == 0:
-            return
-        if device == "interp":
-            self._interpret(ir, specs, values, hosts)
+        backend, device = registry.resolve(device, [*args, *kwargs.values()])
+        specs, values, tensors = self.kernel.specialize(args, kwargs, backend, device)
+        ir = self.kernel.compile_ir(specs, warps, backend.warp_size(device))
+        if min(self.grid) == 0:  # after compiling to VM IR: errors show even for empty grids
             return
         scalars = {
             s.name: (s.dtype, _scalar_value(s, values[s.name])) for s in specs if s.kind == "scalar"
         }
-        if device.startswith("cpu"):
-            compiled = self.kernel._build_cpu(specs, warps, device)
-            launch_cpu(compiled, self.grid, hosts, scalars)
-            if key is not None and all(_host_fast(v) for v in hosts.values()):
-                fast.entries[key] = _entry(compiled, fast, specs)
-            return
-        index = devices.cuda_index(device)
-        compiled = self.kernel._build(ir, specs, driver.device_info(index).arch_for_compile)
-        launch_cuda(compiled, self.grid, hosts, scalars, index)
+        if backend.lowers:
+            built = self.kernel._build(backend, backend.target(device), specs, warps, device)
+        else:
+            built = ir
+        backend.launch(built, self.grid, tensors, scalars, device)
         if key is not None:
-            fast.entries[key] = _entry(compiled, fast, specs)
-
-    def _interpret(self, ir: KernelIR, specs, values, hosts) -> None:
-        env = {}
-        for param, spec in zip(ir.params, [s for s in specs if s.kind != "constexpr"]):
-            if spec.kind == "tensor":
-                host = hosts[spec.name]
-                env[param.var] = GlobalTensor(host.dtype, host.codes, host.shape, host.strides)
-            else:
-                env[param.var] = Scalar(spec.dtype, _scalar_value(spec, values[spec.name]))
-        Interpreter(ir, self.grid).run(env)
-        for host in hosts.values():
-            host.write_back()
+            positions = {name: i for i, name in enumerate(fast.names)}
+            entry = backend.fast_entry(built, positions, specs, tensors)
+            if entry is not None:
+                fast.entries[key] = entry
 
 
 def _fast_path(signature: inspect.Signature) -> FastPath:
@@ -300,27 +277,9 @@ def _fast_path(signature: inspect.Signature) -> FastPath:
     return FastPath(list(signature.parameters), kinds, defaults)
 
 
-def _entry(
-    compiled: CompiledKernel | CpuKernel, fast: FastPath, specs: Sequence[ParamSpec]
-) -> FastEntry:
-    position = {name: i for i, name in enumerate(fast.names)}
-    plan = tuple((p.kind, position[p.arg], p.axis) for p in compiled.thread.params)
-    scalars = {position[s.name]: s.dtype for s in specs if s.kind == "scalar"}
-    block = (compiled.num_threads, 1, 1)
-    if isinstance(compiled, CpuKernel):
-        run_host = functools.partial(run_slots, compiled)
-        return FastEntry(None, block, compiled.shared_bytes, plan, scalars, run_host)
-    return FastEntry(compiled._function, block, compiled.shared_bytes, plan, scalars)
-
-
-def _host_fast(host: HostTensor) -> bool:
-    """A numpy argument the repeat path can pass as it is (its own memory, full-width items)."""
-    return isinstance(host.source, np.ndarray) and host.codes.ctypes.data == host.source.ctypes.data
-
-
 def _spec(
-    name: str, annotation: Any, value: Any, on_device: bool = False
-) -> tuple[ParamSpec, HostTensor | DeviceTensor | None]:
+    name: str, annotation: Any, value: Any, backend: Backend | None, device: str
+) -> tuple[ParamSpec, Any]:
     if annotation is lang.Tensor:  # bare tv.Tensor: any dtype
         annotation = lang.Tensor()
     if annotation is lang.constexpr:
@@ -341,15 +300,7 @@ def _spec(
                 found=f"{type(value).__name__} {value!r}"[:80],
                 hint="pass a numpy array, a torch tensor or a tv.PackedArray",
             )
-        if on_device != is_device_tensor(value):
-            raise LaunchTypeError(
-                f"argument '{name}' is {'a host' if on_device else 'a GPU'} tensor, but the "
-                f"kernel runs {'on the GPU' if on_device else 'on the host'}",
-                expected="every tensor argument on the device the kernel runs on",
-                found=_where(value),
-                hint="move it (torch: .cuda() / .cpu()), or pass device= to match",
-            )
-        host = device_tensor(value, name) if on_device else host_tensor(value, name)
+        host = _tensor(name, value, backend, device)
         if (
             isinstance(annotation, lang.Tensor)
             and annotation.dtype is not None
@@ -395,24 +346,44 @@ def _spec(
     )
 
 
+def _tensor(name: str, value: Any, backend: Backend | None, device: str) -> Any:
+    """A tensor argument as ``backend`` reads it; without a backend, as its own device's (or
+    the host's) backend describes it."""
+    if backend is None:
+        owner = registry.owner(value)
+        if owner is None or is_host_tensor(value):
+            return host_tensor(value, name)
+        return owner.tensor(value, name)
+    if not backend.accepts(value):
+        owner = registry.owner(value)
+        here = "host memory" if owner is None else owner.device_of(value)
+        raise LaunchTypeError(
+            f"argument '{name}' lives in {here}, but the kernel runs on {device}",
+            expected=f"every tensor argument where device {device!r} can read it",
+            found=_where(value),
+            hint="move it (torch: .to(device) / .cpu()), or pass device= to match",
+        )
+    return backend.tensor(value, name)
+
+
 def _where(value: Any) -> str:
     device = getattr(value, "device", None)
     return f"{type(value).__name__} on {device}" if device is not None else type(value).__name__
 
 
-def _cuda_arch(target: str) -> str:
-    name, _, arch = target.partition(":")
-    if name != "cuda":
+def _code_generator(target: Any) -> Backend:
+    """The backend that generates code for compile target ``target``."""
+    try:
+        return registry.backend_for(target)
+    except DeviceError:
         raise CompileError(
             f"no code generator for target {target!r}",
-            expected="'cuda' or 'cuda:<arch>' such as 'cuda:sm_80', 'cuda:sm_90a'",
+            expected="a target starting with one of "
+            + ", ".join(repr(b.name) for b in registry.backends() if b.lowers),
             found=repr(target),
-            hint="kernel.ir(...) shows the VM IR for any target",
+            hint="e.g. 'cuda:sm_90a', 'hip:gfx942', 'cpu'; kernel.ir(...) shows the VM IR",
             code="unsupported-target",
-        )
-    if arch:
-        return arch
-    return driver.device_info(0).arch_for_compile if driver.available() else "sm_90a"
+        ) from None
 
 
 def _scalar_value(spec: ParamSpec, value: Any) -> Any:

@@ -8,7 +8,6 @@ tilevm's version, so a new process links a cached object without optimizing agai
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +16,15 @@ import numpy as np
 import tilevm.dtypes as dts
 from tilevm.backends.cpu import jit, runner
 from tilevm.backends.cpu.codegen import render
-from tilevm.backends.cpu.target import target_for
 from tilevm.dtypes import DataType
 from tilevm.errors import LaunchError
 from tilevm.ir.nodes import KernelIR
-from tilevm.lowering.pipeline import Lowered, lower_kernel
+from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides
+from tilevm.runtime.build import LaunchShape, version
 from tilevm.runtime.cache import DiskCache
-from tilevm.runtime.compiled import LaunchShape, _version, facts_of
 from tilevm.runtime.fast_launch import scalar_arg
 
 
@@ -56,17 +54,11 @@ class CpuKernel(LaunchShape):
 
 
 def build_cpu(
-    ir: KernelIR,
-    specs: Sequence[Any],
-    device: str,
-    dump: Callable[[KernelIR, str], None] | None = None,
-    cache: DiskCache | None = None,
+    ir: KernelIR, lowered: Lowered, target: Target, device: str, cache: DiskCache | None = None
 ) -> CpuKernel:
-    target = target_for(device)
-    lowered = lower_kernel(ir, target, facts_of(specs), dump)
     module = render(lowered.thread, target)
     cache = cache or DiskCache()
-    key = cache.key(module.llvm_ir, "llvm-object", jit.fingerprint(), _version())
+    key = cache.key(module.llvm_ir, "llvm-object", jit.fingerprint(), version())
     binary = cache.get(key)
     cached = binary is not None
     if binary is None:

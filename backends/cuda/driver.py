@@ -124,6 +124,15 @@ def _check(result: tuple, call: str, hint: str | None = None) -> tuple:
     return tuple(values)
 
 
+def unavailable() -> str | None:
+    """None when CUDA kernels can run here; otherwise why not. Never raises."""
+    try:
+        _driver()
+    except Exception:
+        return _init_failure or "the CUDA driver cannot be used"
+    return None
+
+
 def available() -> bool:
     """Whether CUDA kernels can run here (a driver and at least one device). Never raises."""
     try:

@@ -8,45 +8,21 @@ tilevm's version, so a new process loads a cached binary without compiling.
 from __future__ import annotations
 
 import ctypes
-import importlib.metadata
 import sys
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tilevm.backends.cuda import disasm, driver, nvrtc
 from tilevm.backends.cuda.renderer import CudaRenderer
-from tilevm.backends.cuda.target import cuda_target
 from tilevm.dtypes import DataType
 from tilevm.ir.nodes import KernelIR
-from tilevm.lowering.lower import TensorFacts
-from tilevm.lowering.pipeline import Lowered, lower_kernel
+from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.thread_ir import ThreadKernel
+from tilevm.runtime.build import LaunchShape, version
 from tilevm.runtime.cache import DiskCache
-from tilevm.runtime.fast_launch import current_stream, scalar_arg
+from tilevm.runtime.fast_launch import scalar_arg
 
 NVRTC_OPTIONS = ("--fmad=false",)  # one rounding per operation, as the VM's semantics say
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("tilevm")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
-        return "0+unknown"
-
-
-class LaunchShape:
-    """Block size and shared memory, read from the thread program (``self.thread``)."""
-
-    thread: ThreadKernel
-
-    @property
-    def num_threads(self) -> int:
-        return self.thread.num_threads
-
-    @property
-    def shared_bytes(self) -> int:
-        return self.thread.shared_bytes
 
 
 @dataclass
@@ -66,31 +42,27 @@ class CompiledKernel(LaunchShape):
         return disasm.sass(self.binary)
 
 
-def facts_of(specs: Sequence[Any]) -> dict[str, TensorFacts]:
-    return {
-        s.name: TensorFacts(s.contiguous, s.aligned16, s.stride_align, s.extent_align)
-        for s in specs
-        if s.kind == "tensor"
-    }
-
-
 def build_cuda(
-    ir: KernelIR,
-    specs: Sequence[Any],
-    arch: str,
-    dump: Callable[[KernelIR, str], None] | None = None,
-    cache: DiskCache | None = None,
+    ir: KernelIR, lowered: Lowered, arch: str, cache: DiskCache | None = None
 ) -> CompiledKernel:
-    lowered = lower_kernel(ir, cuda_target(arch), facts_of(specs), dump)
     source = CudaRenderer().render(lowered.thread)
     cache = cache or DiskCache()
-    key = cache.key(source, " ".join(NVRTC_OPTIONS), arch, nvrtc.compiler_fingerprint(), _version())
+    key = cache.key(source, " ".join(NVRTC_OPTIONS), arch, nvrtc.compiler_fingerprint(), version())
     binary = cache.get(key)
     cached = binary is not None
     if binary is None:
         binary = nvrtc.compile_cubin(source, arch, NVRTC_OPTIONS, name=f"{ir.name}.cu")
         cache.put(key, binary)
     return CompiledKernel(ir.name, arch, source, binary, lowered.thread, lowered, cached)
+
+
+def current_stream(torch: Any) -> int:
+    """torch's current stream as a raw handle (its private accessor skips building a Stream
+    object, a few microseconds per launch)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw(torch.cuda.current_device())
+    return torch.cuda.current_stream().cuda_stream
 
 
 def launch_cuda(

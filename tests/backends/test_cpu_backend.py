@@ -16,7 +16,7 @@ from tilevm.backends.cpu import program as bp
 from tilevm.backends.cpu.codegen import render
 from tilevm.backends.cpu.target import cpu_target, target_for
 from tilevm.lowering.pipeline import lower_kernel
-from tilevm.runtime.compiled import facts_of
+from tilevm.runtime.build import facts_of
 
 
 @tv.kernel

@@ -19,7 +19,7 @@ from tilevm.lowering import thread_ir as t
 from tilevm.lowering.layout_defaults import dot_layout, simt_dot_layout
 from tilevm.lowering.layout_rules import SIMT_FMA, dot_atom, dot_candidates, dot_operand_layouts
 from tilevm.lowering.pipeline import lower_kernel
-from tilevm.runtime.compiled import facts_of
+from tilevm.runtime.build import facts_of
 
 
 @pytest.mark.parametrize("arch", ["gfx90a", "gfx940", "gfx941", "gfx942"])

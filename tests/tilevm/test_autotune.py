@@ -19,8 +19,9 @@ import pytest
 
 import tilevm as tv
 from tilevm.backends.cuda import driver
+from tilevm.backends.cuda import timing as cuda_timing
 from tilevm.kernel import Launcher
-from tilevm.runtime import autotune_bench, autotune_store
+from tilevm.runtime import autotune_bench, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -207,7 +208,8 @@ def test_another_device_fingerprint_tunes_again(rng, launches, monkeypatch) -> N
     x, out = data(rng), np.empty(N, np.float32)
     first = tuner()
     first[GRID](x, out)
-    monkeypatch.setattr(autotune_store, "fingerprint", lambda device: "another machine")
+    cpu = registry.backend_for("cpu")
+    monkeypatch.setattr(type(cpu), "fingerprint", lambda self, device: "another machine")
     launches.clear()
     second = tuner()
     second[GRID](x, out)
@@ -518,13 +520,13 @@ def test_cuda_tuning_times_with_events_after_flushing_l2(rng, monkeypatch) -> No
     tuner_module = importlib.import_module("tilevm.autotune")
     monkeypatch.setattr(tuner_module, "time_host", _never)  # a GPU is timed with events
     runs: list[int] = []
-    timed = autotune_bench._timed_runs
+    timed = cuda_timing._timed_runs
 
     def counting(torch_, run, flush, repeats, spin=None):
         runs.append(repeats)
         return timed(torch_, run, flush, repeats, spin)
 
-    monkeypatch.setattr(autotune_bench, "_timed_runs", counting)
+    monkeypatch.setattr(cuda_timing, "_timed_runs", counting)
     n = 1 << 20
     x = torch.from_numpy(data(rng, n)).cuda()
     out = torch.full((n,), float("nan"), device="cuda")
@@ -540,7 +542,7 @@ def test_cuda_tuning_times_with_events_after_flushing_l2(rng, monkeypatch) -> No
     assert len(runs) == 4 and all(r >= 3 for r in runs[::2]) and all(r >= 5 for r in runs[1::2])
     want = torch.from_numpy(expected(x.cpu().numpy(), FAST).astype(np.float32)).cuda()
     torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
-    flush = autotune_bench._flush_buffers[x.device.index or 0]
+    flush = cuda_timing._flush_buffers[x.device.index or 0]
     assert flush.is_cuda and flush.numel() >= 256 << 20
     assert flush.numel() >= 2 * driver.device_info(x.device.index or 0).l2_bytes
     assert int(flush[:4096].sum()) == 0  # zeroed: it was written before the runs
@@ -553,7 +555,7 @@ def test_cuda_tuning_times_with_events_after_flushing_l2(rng, monkeypatch) -> No
     acc[GRID](x, total)
     torch.cuda.synchronize()
     assert torch.equal(total, before + x)
-    assert autotune_bench._flush_buffers[x.device.index or 0] is flush  # allocated once
+    assert cuda_timing._flush_buffers[x.device.index or 0] is flush  # allocated once
 
 
 @pytest.mark.gpu
@@ -573,13 +575,13 @@ def test_cuda_timing_leaves_out_the_hosts_launch_time(rng, monkeypatch) -> None:
         time.sleep(2e-3)
         launch(x, out, BLOCK=256, REPEAT=1, warps=2)
 
-    seconds = autotune_bench.time_cuda(run, x.device.index or 0)
+    seconds = cuda_timing.time_cuda(run, x.device.index or 0)
     assert 0 < seconds < 0.3e-3, f"{seconds * 1e6:.0f} us"
     want = expected(x.cpu().numpy(), FAST).astype(np.float32)
     torch.testing.assert_close(out, torch.from_numpy(want).cuda())
     # without the spin the start event fires during the host's 2 ms: the check above would fail
-    monkeypatch.setattr(autotune_bench, "gpu_spin", lambda torch_, host_s: None)
-    assert autotune_bench.time_cuda(run, x.device.index or 0) > 1.5e-3
+    monkeypatch.setattr(cuda_timing, "gpu_spin", lambda torch_, host_s: None)
+    assert cuda_timing.time_cuda(run, x.device.index or 0) > 1.5e-3
 
 
 def _never(*args, **kwargs) -> float:

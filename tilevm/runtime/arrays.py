@@ -89,6 +89,22 @@ def is_tensor_like(value: Any) -> bool:
     )
 
 
+KDL_CPU = 1  # DLPack's device type for host memory
+
+
+def is_host_tensor(value: Any) -> bool:
+    """A tensor in host memory: numpy arrays, torch CPU tensors, packed arrays over either,
+    DLPack objects on the host."""
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, PackedArray):
+        return isinstance(value.data, np.ndarray) or is_host_tensor(value.data)
+    if _is_torch_tensor(value):
+        return value.device.type == "cpu"
+    get = getattr(value, "__dlpack_device__", None)
+    return callable(get) and hasattr(value, "__dlpack__") and int(get()[0]) == KDL_CPU
+
+
 def _is_torch_tensor(value: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)

@@ -12,9 +12,7 @@ merging what other processes stored meanwhile.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import importlib
 import json
 import os
 import tempfile
@@ -23,37 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tilevm.backends.cpu import jit
-from tilevm.backends.cuda import driver
 from tilevm.runtime import cache
-from tilevm.runtime.compiled import _version as tilevm_version
 
 FORMAT = "tilevm-autotune-1"
 
 _warned: set[str] = set()
-
-
-@functools.cache
-def fingerprint(device: str) -> str:
-    """What decides how fast a config runs besides the kernel: the GPU's name, compute
-    capability and driver, or the host CPU (name, features, cores) for the CPU devices; and
-    tilevm's version, which decides the code."""
-    if device.startswith("cuda"):
-        info = driver.device_info(int(device.partition(":")[2] or 0))
-        major, minor = info.compute_capability
-        parts = [info.name, f"sm_{major}{minor}", f"driver {_cuda_driver_version()}"]
-    else:
-        parts = [device, jit.fingerprint(), f"{os.cpu_count()} cores"]
-    return "; ".join([*parts, f"tilevm {tilevm_version()}"])
-
-
-def _cuda_driver_version() -> str:
-    try:
-        bindings = importlib.import_module("cuda.bindings.driver")
-        _, version = bindings.cuDriverGetVersion()
-        return str(int(version))
-    except Exception:  # the name and capability still tell GPUs apart
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -141,4 +113,4 @@ def _warn(folder: Path, exc: OSError) -> None:
     )
 
 
-__all__ = ["Identity", "fingerprint", "load", "sha256", "store"]
+__all__ = ["Identity", "load", "sha256", "store"]

@@ -21,13 +21,12 @@ from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.runtime.autotune_bench import time_host
 
-Dump = Callable[[KernelIR, str], None]
-
 
 class Backend:
     name: str = ""  # the device-name prefix this backend answers
     lowers = True  # False for a backend that runs the VM IR itself (the interpreter)
     order = 100  # where tv.devices() lists its devices (lower first)
+    default = False  # the device of a launch whose tensors all live in host memory
 
     # ----- where it runs ----------------------------------------------------------------------
     def answers(self, device: str) -> bool:
@@ -50,7 +49,8 @@ class Backend:
         if why is not None:
             raise DeviceError(
                 f"device {device!r} is not available: {why}",
-                expected="one of " + ", ".join(repr(d) for d in self.devices()) if self.devices()
+                expected="one of " + ", ".join(repr(d) for d in self.devices())
+                if self.devices()
                 else "a device this machine has",  # fmt: skip
                 found=repr(device),
                 hint="tv.devices() lists what this machine can run; device='interp' runs every "
@@ -59,6 +59,10 @@ class Backend:
             )
         return device
 
+    def warp_size(self, device: str) -> int:
+        """Threads per warp of the kernels this device runs."""
+        return self.target(device).warp_size
+
     # ----- compiling --------------------------------------------------------------------------
     def target(self, spec: str) -> Target:
         """The capabilities to lower for: ``spec`` is a compile target ("hip:gfx942"), a device
@@ -66,12 +70,13 @@ class Backend:
         else the backend's default arch)."""
         raise NotImplementedError
 
-    def render(self, lowered: Lowered) -> str:
+    def render(self, lowered: Lowered, target: Target) -> str:
         """The source of a lowered kernel (needs no toolchain)."""
         raise NotImplementedError
 
-    def build(self, ir: KernelIR, lowered: Lowered, target: Target, dump: Dump | None) -> Any:
-        """Compile (through the disk cache). The result has ``name``, ``arch``, ``source``,
+    def build(self, ir: KernelIR, lowered: Lowered, target: Target, spec: str) -> Any:
+        """Compile ``lowered`` for ``target`` (``spec``: the device or compile target asked
+        for), through the disk cache. The result has ``name``, ``arch``, ``source``,
         ``binary``, ``thread``, ``lowered``, ``num_threads``, ``shared_bytes`` and ``cached``."""
         raise NotImplementedError
 
@@ -106,9 +111,12 @@ class Backend:
     ) -> None:
         raise NotImplementedError
 
-    def fast_entry(self, built: Any, positions: dict[str, int], specs: Sequence[Any]) -> Any:
-        """A repeat-launch entry (``tilevm.runtime.fast_launch.Entry``) for this build, or None
-        when repeat launches take the full path."""
+    def fast_entry(
+        self, built: Any, positions: dict[str, int], specs: Sequence[Any], tensors: dict[str, Any]
+    ) -> Any:
+        """A repeat-launch entry (``tilevm.runtime.fast_launch.Entry``) for this build and these
+        arguments (``positions``: parameter name -> argument position), or None when repeat
+        launches take the full path."""
         return None
 
     # ----- autotuning -------------------------------------------------------------------------
@@ -122,4 +130,4 @@ class Backend:
         return time_host(run)
 
 
-__all__ = ["Backend", "Dump"]
+__all__ = ["Backend"]

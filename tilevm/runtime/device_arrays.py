@@ -1,5 +1,7 @@
-"""Kernel arguments that live on a GPU: torch CUDA tensors, DLPack objects, and packed arrays
-whose bytes are a CUDA tensor. Only their description (pointer, shape, strides) is read."""
+"""Kernel arguments that live on an accelerator: torch tensors, DLPack objects, and packed
+arrays whose bytes are a torch tensor. Only their description (pointer, shape, strides) is read.
+Which backend owns which of them is each backend's to say (``Backend.owns``), from
+``torch_device`` or ``dlpack_device``."""
 
 from __future__ import annotations
 
@@ -11,8 +13,6 @@ import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import LaunchTypeError
 from tilevm.runtime.arrays import PackedArray, c_strides, extent_align, stride_align
-
-KDL_CUDA = 2  # DLPack's device type for CUDA memory
 
 
 @dataclass
@@ -36,18 +36,26 @@ def _torch():
     return sys.modules.get("torch")
 
 
-def is_device_tensor(value: Any) -> bool:
+def torch_device(value: Any) -> Any:
+    """The torch device of a torch tensor, or of a packed array whose bytes are one; else
+    None."""
     torch = _torch()
-    if torch is not None and isinstance(value, torch.Tensor):
-        return value.device.type == "cuda"
+    if torch is None:
+        return None
     if isinstance(value, PackedArray):
-        return torch is not None and isinstance(value.data, torch.Tensor)
-    dlpack_device = getattr(value, "__dlpack_device__", None)
-    return (
-        callable(dlpack_device)
-        and hasattr(value, "__dlpack__")
-        and (dlpack_device()[0] == KDL_CUDA)
-    )
+        value = value.data
+    return value.device if isinstance(value, torch.Tensor) else None
+
+
+def dlpack_device(value: Any) -> tuple[int, int] | None:
+    """DLPack's (device type, device id) of an object that is not a torch tensor; else None."""
+    if torch_device(value) is not None:
+        return None
+    get = getattr(value, "__dlpack_device__", None)
+    if not callable(get) or not hasattr(value, "__dlpack__"):
+        return None
+    kind, index = get()
+    return int(kind), int(index)
 
 
 def device_tensor(value: Any, name: str) -> DeviceTensor:

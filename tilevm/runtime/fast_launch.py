@@ -1,9 +1,9 @@
 """The repeat-launch path: a launch whose arguments have the same kinds as an earlier one
 (tensor dtypes, ranks, contiguity, alignment, constexpr values) skips specialization and goes
-straight to building the kernel's parameters. Only torch CUDA tensors and plain scalars take
-it on the GPU, numpy arrays of byte-sized dtypes and plain scalars on the CPU; anything else,
-and every first launch, goes through the full path, which checks everything and then records
-an entry here.
+straight to building the kernel's parameters. Only torch tensors on an accelerator and plain
+scalars take it there, numpy arrays of byte-sized dtypes and plain scalars on the host, and only
+where the backend gives an entry (``Backend.fast_entry``); anything else, and every first launch,
+goes through the full path, which checks everything and then records an entry here.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ _MISS = object()
 
 @dataclass(frozen=True)
 class Entry:
-    function: Any  # the loaded driver Function
-    block: tuple[int, int, int]
-    shared_bytes: int
     plan: tuple[tuple[str, int, int], ...]  # (kind, argument position, axis) per parameter
     scalars: dict[int, DataType]
-    # CPU entries: runs the blocks given the parameters' 8-byte slots and the grid
-    run_host: Callable[[list[int], tuple[int, int, int]], None] | None = None
+    # Runs the kernel on its parameters and the grid: for host entries the parameters are
+    # 8-byte slots read from numpy arrays, otherwise ctypes values read from torch tensors.
+    run: Callable[[list, tuple[int, int, int]], None]
+    host: bool = False
 
 
 class FastPath:
@@ -72,7 +71,7 @@ class FastPath:
                               value.ctypes.data & 15 == 0, stride_align(strides, item * 8),
                               extent_align(value.shape, item * 8), "host"))  # fmt: skip
             elif torch is not None and type(value) is torch.Tensor:
-                if not value.is_cuda:
+                if value.device.type == "cpu":  # torch's name for host memory
                     return None
                 strides = value.stride()
                 bits = value.element_size() * 8
@@ -80,7 +79,7 @@ class FastPath:
                 parts.append((value.dtype, len(strides), not strides or strides[-1] == 1,
                               value.data_ptr() & 15 == 0, align,
                               extent_align(tuple(value.shape), bits),
-                              value.device.index))  # fmt: skip
+                              value.device))  # fmt: skip
             elif kind != "tensor" and type(value) in (int, float, bool):
                 parts.append(type(value))
             else:
@@ -92,9 +91,8 @@ class FastPath:
         return tuple(parts)
 
     def launch(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
-        if entry.run_host is not None:
+        if entry.host:
             return self._launch_host(entry, values, grid)
-        torch = sys.modules["torch"]
         params: list[Any] = []
         for kind, position, axis in entry.plan:
             value = values[position]
@@ -109,8 +107,7 @@ class FastPath:
                 if arg is None:
                     return False  # out of range: the full path raises the error
                 params.append(arg)
-        stream = current_stream(torch)
-        entry.function.launch_prepared(grid, entry.block, entry.shared_bytes, params, stream)
+        entry.run(params, grid)
         return True
 
     def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
@@ -130,7 +127,7 @@ class FastPath:
                 word = ctypes.c_uint64(0)
                 ctypes.memmove(ctypes.addressof(word), ctypes.addressof(arg), ctypes.sizeof(arg))
                 slots.append(word.value)
-        entry.run_host(slots, grid)
+        entry.run(slots, grid)
         return True
 
 
@@ -146,15 +143,6 @@ def _byte_sized(dtype: np.dtype) -> bool:
         except Exception:
             _BYTE_SIZED[dtype] = False
     return _BYTE_SIZED[dtype]
-
-
-def current_stream(torch: Any) -> int:
-    """torch's current stream as a raw handle (its private accessor skips building a Stream
-    object, a few microseconds per launch)."""
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw is not None:
-        return raw(torch.cuda.current_device())
-    return torch.cuda.current_stream().cuda_stream
 
 
 def scalar_arg(dtype: DataType, value: Any) -> ctypes._SimpleCData | None:
