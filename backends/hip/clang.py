@@ -75,7 +75,7 @@ def compile_offline(source: str, arch: str, name: str = "kernel") -> bytes:
 
 
 def _compile_error(log: str, arch: str, name: str) -> CompileError:
-    missing = sorted(set(re.findall(r"undefined symbol: (__ocml_\w+)", log)))
+    missing = sorted(set(re.findall(r"undefined (?:hidden )?symbol: (__ocml_\w+)", log)))
     hint = "the log names the generated line; report it with the kernel (a tilevm bug)"
     if missing:
         hint = (
