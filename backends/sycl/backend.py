@@ -1,0 +1,114 @@
+"""The SYCL backend as the runtime sees it: device names ``sycl`` / ``sycl:<dpctl filter>``
+(``sycl:opencl:cpu:0``, ``sycl:level_zero:gpu:0``), compile targets ``sycl:<Intel family>``
+(``sycl:xe``, ``sycl:pvc``) for rendering. SYCL source is compiled at run time for a device
+(the kernel-compiler extension, through dpctl), so building needs that device; launches take
+numpy arrays and packed arrays (copied in and out), USM tensors and torch XPU tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tilevm.backends.sycl import runtime
+from tilevm.backends.sycl.renderer import SyclRenderer
+from tilevm.backends.sycl.target import INTEL_GPUS, intel_target
+from tilevm.errors import CompileError
+from tilevm.ir.nodes import KernelIR
+from tilevm.lowering.pipeline import Lowered
+from tilevm.lowering.target import Target
+from tilevm.lowering.thread_ir import ThreadKernel
+from tilevm.runtime.backend import Backend
+from tilevm.runtime.build import LaunchShape, version
+from tilevm.runtime.device_arrays import torch_device
+
+DEFAULT_FAMILY = "xe"  # what "sycl" renders for on a machine without a SYCL device
+
+
+@dataclass
+class SyclKernel(LaunchShape):
+    """One specialization built for one SYCL device: its source, SYCLBIN bundle and kernel."""
+
+    name: str
+    arch: str  # the target's name
+    device: str
+    source: str
+    thread: ThreadKernel
+    lowered: Lowered
+    program: runtime.Program
+
+    @property
+    def binary(self) -> bytes:
+        return self.program.binary
+
+    @property
+    def cached(self) -> bool:
+        return self.program.cached
+
+
+class SyclBackend(Backend):
+    name = "sycl"
+    order = 40
+
+    def unavailable(self) -> str | None:
+        return runtime.unavailable()
+
+    def devices(self) -> list[str]:
+        return runtime.device_names()
+
+    def resolve(self, device: str) -> str:
+        super().resolve(device)  # raises with the reason when SYCL cannot run here
+        return f"sycl:{runtime.queue(device).sycl_device.filter_string}"
+
+    def target(self, spec: str) -> Target:
+        suffix = spec.partition(":")[2]
+        if suffix in INTEL_GPUS:
+            return intel_target(suffix)
+        if suffix or self.unavailable() is None:
+            return runtime.target(spec)
+        return intel_target(DEFAULT_FAMILY)
+
+    def render(self, lowered: Lowered, target: Target) -> str:
+        return SyclRenderer().render(lowered.thread)
+
+    def build(self, ir: KernelIR, lowered: Lowered, target: Target, spec: str) -> SyclKernel:
+        if spec.partition(":")[2] in INTEL_GPUS:
+            raise CompileError(
+                f"SYCL kernels are compiled at run time for a device; {spec!r} names a family",
+                expected="a SYCL device of this machine: " + ", ".join(self.devices()),
+                found=repr(spec),
+                hint=f"kernel.emit({spec!r}, ...) gives the source without a device",
+                code="unsupported-target",
+            )
+        device = self.resolve(spec)
+        source = SyclRenderer().render(lowered.thread)
+        program = runtime.compile(source, ir.name, runtime.device_filter(device))
+        return SyclKernel(ir.name, target.name, device, source, lowered.thread, lowered, program)
+
+    def owns(self, value: Any) -> bool:
+        if isinstance(value, runtime.UsmTensor):
+            return True
+        device = torch_device(value)
+        return device is not None and device.type == "xpu"  # torch's name for SYCL GPUs
+
+    def device_of(self, value: Any) -> str:
+        if isinstance(value, runtime.UsmTensor):
+            return f"sycl:{value.memory.sycl_device.filter_string}"
+        return "sycl"  # an XPU tensor: the default SYCL device
+
+    def accepts(self, value: Any) -> bool:
+        return runtime.accepts(value)
+
+    def tensor(self, value: Any, name: str) -> Any:
+        return runtime.tensor_arg(value, name)
+
+    def launch(self, built: SyclKernel, grid, tensors, scalars, device: str) -> None:
+        runtime.launch(built.program, built.thread, grid, tensors, scalars)
+
+    def fingerprint(self, device: str) -> str:
+        dev = runtime.queue(device).sycl_device
+        return f"{dev.name}; driver {dev.driver_version}; tilevm {version()}"
+
+
+BACKEND = SyclBackend()
+
+__all__ = ["BACKEND", "SyclBackend", "SyclKernel"]
