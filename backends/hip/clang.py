@@ -3,8 +3,8 @@
 ``clang++ -x hip --offload-arch=<arch> --cuda-device-only --no-gpu-bundle-output -nogpulib
 -nogpuinc -O3 -std=c++17`` builds one arch's code object from the renderer's source (its prelude
 defines what the missing HIP headers would); ``llvm-objdump -d`` disassembles it. Without
-ROCm's device libraries (``-nogpulib``) an f64 transcendental is an undefined ``__ocml_*``
-symbol: the error says so (hipRTC links them).
+ROCm's device libraries (``-nogpulib``) an f64 transcendental or a ``printf`` is an undefined
+``__ocml_*``/``__ockl_*`` symbol: the error says so (hipRTC links them).
 """
 
 from __future__ import annotations
@@ -75,12 +75,12 @@ def compile_offline(source: str, arch: str, name: str = "kernel") -> bytes:
 
 
 def _compile_error(log: str, arch: str, name: str) -> CompileError:
-    missing = sorted(set(re.findall(r"undefined (?:hidden )?symbol: (__ocml_\w+)", log)))
+    missing = sorted(set(re.findall(r"undefined (?:hidden )?symbol: (__o(?:cml|ckl)_\w+)", log)))
     hint = "the log names the generated line; report it with the kernel (a tilevm bug)"
     if missing:
         hint = (
             f"{', '.join(missing)} live in ROCm's device libraries, which offline compiles do "
-            "not link: compile with hipRTC (a HIP device) for f64 transcendentals"
+            "not link: compile with hipRTC (a HIP device) for f64 transcendentals and printf"
         )
     return CompileError(
         f"clang could not compile the HIP source of {name} for {arch}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from types import ModuleType
 
 from tilevm.backends.hip import libs
@@ -17,6 +18,7 @@ from tilevm.errors import CompileError, DeviceError
 
 INSTALL_HINT = "pip install hip-python; apt-get install libamdhip64-5 libhiprtc-builtins5 (or ROCm)"
 OPTIONS = ("-O3", "-std=c++17")
+MI300_SINCE = (5, 5)  # the first ROCm whose hipRTC targets gfx940-942
 
 
 class HipUnavailable(DeviceError):
@@ -86,9 +88,32 @@ def _log(hiprtc: ModuleType, prog) -> str:
     return bytes(buf).rstrip(b"\0").decode(errors="replace")
 
 
+@functools.cache
+def runtime_version() -> tuple[int, ...]:
+    """The ROCm release of the loaded HIP runtime from its file name (``libamdhip64.so.5.2.x``
+    -> ``(5, 2)``); ``()`` when the name does not say."""
+    runtime = libs.find_runtime()
+    match = re.search(r"\.so\.(\d+)\.(\d+)", os.path.realpath(runtime)) if runtime else None
+    return (int(match.group(1)), int(match.group(2))) if match else ()
+
+
+def _check_arch(arch: str) -> None:
+    # ROCm before 5.5 has no gfx940-942 in its hipRTC: it aborts the process instead of failing
+    version = runtime_version()
+    if arch.startswith("gfx94") and version and version < MI300_SINCE:
+        raise CompileError(
+            f"this hipRTC (ROCm {'.'.join(map(str, version))}) cannot compile for {arch}",
+            expected=f"ROCm {'.'.join(map(str, MI300_SINCE))} or newer for gfx940-gfx942",
+            found=f"ROCm {'.'.join(map(str, version))}",
+            hint="install a newer ROCm, or compile offline with clang (backends.hip.clang)",
+            code="hip-compile",
+        )
+
+
 def compile_code_object(source: str, arch: str, name: str = "kernel") -> bytes:
     """The code object (an ELF) of HIP ``source`` for ``arch`` (e.g. ``gfx90a``)."""
     hiprtc = _hiprtc()
+    _check_arch(arch)
     err, prog = hiprtc.hiprtcCreateProgram(source.encode(), f"{name}.hip".encode(), 0, [], [])
     _check(hiprtc, err, "hiprtcCreateProgram")
     try:

@@ -14,7 +14,8 @@ Thread and block ids, grid sizes, barriers, shuffles and atomics are spelled wit
 functions that are instructions (f32 exp/exp2/log/log2/sqrt, floor, ceil, fma, f64 sqrt/floor/
 ceil/fma) are builtins everywhere; the others (f64 exp/log/sin/..., pow) call ROCm's device
 library (``__ocml_*``) under hipRTC, and offline f32 sin/cos/tanh are built from instructions
-while f64 transcendentals stay undefined symbols (``clang.compile_offline`` names them).
+while f64 transcendentals and ``printf`` (``__ockl_*`` hostcalls) stay undefined symbols
+(``clang.compile_offline`` names them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ HEAD = r"""
 #define __device__ __attribute__((device))
 #define __shared__ __attribute__((shared))
 #define __launch_bounds__(n) __attribute__((amdgpu_flat_work_group_size(1, n)))
+// device printf is hostcalls into ROCm's device library (__ockl_printf_*): undefined offline
+extern "C" __device__ int printf(const char*, ...);
 #endif
 // (the integer types as hipRTC's runtime header spells them)
 typedef signed char int8_t;

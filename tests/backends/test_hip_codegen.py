@@ -125,6 +125,14 @@ def test_offline_errors_name_what_needs_device_libraries() -> None:
     assert info.value.code == "hip-compile" and "__ocml_exp_f64" in info.value.hint
 
 
+def test_an_arch_the_hiprtc_cannot_target_is_an_error_not_an_abort() -> None:
+    _need(hiprtc.unavailable())
+    if hiprtc.runtime_version() >= hiprtc.MI300_SINCE:
+        pytest.skip("this hipRTC targets gfx942")
+    with pytest.raises(tv.CompileError, match="cannot compile for gfx942"):
+        hiprtc.compile_code_object('extern "C" __global__ void k() {}', "gfx942")
+
+
 def test_the_compiler_fingerprint_names_hiprtcs_version() -> None:
     _need(hiprtc.unavailable())
     assert re.match(r"hiprtc \d+\.\d+ ", hiprtc.compiler_fingerprint())
