@@ -208,8 +208,12 @@ template <typename T> TV_INLINE T tv_atomic_add(T* p, T v) {
     return tv_atomic<T>(*p).fetch_add(v);
 }
 // 16-bit floats: compare-and-swap on the aligned 32-bit word that holds the element.
-template <typename T, typename F, typename G>
-TV_INLINE T tv_atomic_add16(T* p, T v, F to_float, G from) {
+TV_INLINE float tv_widen16(sycl::half h) { return (float)h; }
+TV_INLINE float tv_widen16(tv_bfloat16 b) { return tv_bf16_to_float(b); }
+template <typename T> TV_INLINE T tv_narrow16(float f);
+template <> TV_INLINE sycl::half tv_narrow16<sycl::half>(float f) { return (sycl::half)f; }
+template <> TV_INLINE tv_bfloat16 tv_narrow16<tv_bfloat16>(float f) { return tv_float_to_bf16(f); }
+template <typename T> TV_INLINE T tv_atomic_add16(T* p, T v) {
     unsigned long long addr = (unsigned long long)p;
     uint32_t* word = (uint32_t*)(addr & ~3ull);
     int shift = (int)(addr & 2) * 8;
@@ -217,18 +221,14 @@ TV_INLINE T tv_atomic_add16(T* p, T v, F to_float, G from) {
     uint32_t old = ref.load();
     while (true) {
         T was = sycl::bit_cast<T>((uint16_t)(old >> shift));
-        uint32_t sum = sycl::bit_cast<uint16_t>(from(to_float(was) + to_float(v)));
+        uint32_t sum = sycl::bit_cast<uint16_t>(tv_narrow16<T>(tv_widen16(was) + tv_widen16(v)));
         uint32_t next = (old & ~(0xffffu << shift)) | (sum << shift);
         if (ref.compare_exchange_weak(old, next)) return was;
     }
 }
-TV_INLINE sycl::half tv_half_from_float(float f) { return (sycl::half)f; }
-TV_INLINE float tv_half_to_float(sycl::half h) { return (float)h; }
-TV_INLINE sycl::half tv_atomic_add(sycl::half* p, sycl::half v) {
-    return tv_atomic_add16(p, v, tv_half_to_float, tv_half_from_float);
-}
+TV_INLINE sycl::half tv_atomic_add(sycl::half* p, sycl::half v) { return tv_atomic_add16(p, v); }
 TV_INLINE tv_bfloat16 tv_atomic_add(tv_bfloat16* p, tv_bfloat16 v) {
-    return tv_atomic_add16(p, v, tv_bf16_to_float, tv_float_to_bf16);
+    return tv_atomic_add16(p, v);
 }
 
 // Pairs of 16-bit floats in a 32-bit word (packed-field conversions), one rounding each.
@@ -244,15 +244,15 @@ template <typename T, typename Op> TV_INLINE uint32_t tv_pair16(uint32_t a, uint
 }
 TV_INLINE uint32_t tv_half2_add(uint32_t a, uint32_t b) {
     return tv_pair16<sycl::half>(a, b, [](sycl::half x, sycl::half y) {
-        return tv_half_from_float((float)x + (float)y); });
+        return tv_narrow16<sycl::half>((float)x + (float)y); });
 }
 TV_INLINE uint32_t tv_half2_sub(uint32_t a, uint32_t b) {
     return tv_pair16<sycl::half>(a, b, [](sycl::half x, sycl::half y) {
-        return tv_half_from_float((float)x - (float)y); });
+        return tv_narrow16<sycl::half>((float)x - (float)y); });
 }
 TV_INLINE uint32_t tv_half2_mul(uint32_t a, uint32_t b) {
     return tv_pair16<sycl::half>(a, b, [](sycl::half x, sycl::half y) {
-        return tv_half_from_float((float)x * (float)y); });
+        return tv_narrow16<sycl::half>((float)x * (float)y); });
 }
 TV_INLINE uint32_t tv_bfloat2_add(uint32_t a, uint32_t b) {
     return tv_pair16<tv_bfloat16>(a, b, [](tv_bfloat16 x, tv_bfloat16 y) {

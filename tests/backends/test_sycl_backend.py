@@ -1,0 +1,227 @@
+"""The SYCL backend on its own: every example and stdlib kernel renders for SYCL; a set of kernels
+compiles through the run-time SYCL compiler and runs on the OpenCL CPU device, matching the
+interpreter bit for bit (reductions: to float32 rounding); compiled bundles come back from the
+disk cache without compiling. Each kernel compiles once (about 2 s); later runs load it."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import pathlib
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tests.kernel_zoo import zoo_calls
+from tilevm.backends.sycl import renderer, runtime
+from tilevm.backends.sycl.target import intel_target, opencl_cpu_target
+from tilevm.stdlib.matmul import CONFIGS, gemm_kernel
+
+DEVICE = "opencl:cpu"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+CALLS = zoo_calls()
+
+
+def _example(name: str):
+    spec = importlib.util.spec_from_file_location(f"sycl_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sycl() -> None:
+    why = runtime.unavailable()
+    if why is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"the SYCL backend must work in CI (.ci/setup-sycl.sh): {why}")
+        pytest.skip(f"SYCL backend unavailable: {why}")
+
+
+# ----- rendering (no toolchain needed) ----------------------------------------------------------
+@pytest.mark.parametrize("target", [opencl_cpu_target(), intel_target("xe")], ids=str)
+@pytest.mark.parametrize(("name", "kernel", "args", "kwargs"), CALLS, ids=[c[0] for c in CALLS])
+def test_every_zoo_kernel_renders_as_a_free_function_kernel(name, kernel, args, kwargs, target):
+    lowered = kernel.lower(target, *args, **kwargs)
+    source = renderer.render(lowered)
+    sub_group = f"sub_group_size<{target.warp_size}>"
+    assert f"void {lowered.thread.name}(" in source
+    assert "nd_range_kernel<3>" in source and sub_group in source
+    assert "__syncthreads" not in source and "__shfl" not in source and "atomicAdd" not in source
+    if lowered.thread.shared_bytes:
+        assert f"unsigned char b[{lowered.thread.shared_bytes}]" in source
+
+
+# ----- running on the OpenCL CPU device ---------------------------------------------------------
+def _sycl_launch(kernel: tv.Kernel, grid: Any, args: tuple, kwargs: dict) -> runtime.Program:
+    grid = tuple(grid) + (1,) * (3 - len(tuple(grid)))
+    lowered = kernel.lower(runtime.target(DEVICE), *args, **kwargs)
+    program = runtime.compile(renderer.render(lowered), lowered.thread.name, DEVICE)
+    specs, values, _ = kernel.specialize(args, {k: v for k, v in kwargs.items() if k != "warps"})
+    tensors = {s.name: values[s.name] for s in specs if s.kind == "tensor"}
+    scalars = {s.name: (s.dtype, values[s.name]) for s in specs if s.kind == "scalar"}
+    runtime.launch(program, lowered.thread, grid, tensors, scalars)
+    return program
+
+
+def _poison(value: Any) -> None:
+    if isinstance(value, tv.PackedArray):
+        value.data[...] = 0xAA
+    elif value.dtype.kind == "f" or value.dtype == ml_dtypes.bfloat16:
+        value[...] = np.nan
+    else:
+        value.view(np.uint8)[...] = 0xAA
+
+
+def _both(kernel: tv.Kernel, grid: Any, args: tuple, outputs: tuple[int, ...], **kwargs: Any):
+    """The arguments after the interpreter's launch and after the SYCL one (outputs poisoned
+    first in both)."""
+    for i in outputs:
+        _poison(args[i])
+    ours = copy.deepcopy(args)
+    kernel[grid](*args, device="interp", **kwargs)
+    _sycl_launch(kernel, grid, ours, kwargs)
+    return args, ours
+
+
+def _bits(value: Any) -> np.ndarray:
+    if isinstance(value, tv.PackedArray):
+        return value.codes()  # the interpreter rewrites the bits past the end; the kernel not
+    return np.ascontiguousarray(value).view(np.uint8)
+
+
+def test_vector_add_matches_the_interpreter_bit_for_bit(sycl, rng) -> None:
+    n = 10_000 + int(rng.integers(1, 1000))
+    x, y = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
+    va = _example("vector_add").vector_add
+    ref, ours = _both(va, (tv.cdiv(n, 1024),), (x, y, np.empty(n, np.float32)), (2,))
+    np.testing.assert_array_equal(_bits(ours[2]), _bits(ref[2]))
+
+
+def test_softmax_matches_the_interpreter(sycl, rng) -> None:
+    rows, cols = 33, 300
+    x = (rng.standard_normal((rows, cols)) * 4).astype(np.float32)
+    sm = _example("softmax").softmax
+    ref, ours = _both(sm, (rows,), (x, np.empty_like(x)), (1,), BLOCK=512)
+    np.testing.assert_allclose(ours[1], ref[1], rtol=4e-6, atol=1e-7)
+    np.testing.assert_allclose(ours[1].sum(axis=1), 1, rtol=1e-5)
+
+
+def test_matmul_example_matches_the_interpreter(sycl, rng) -> None:
+    m, n, k = 70, 50, 90
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float16)
+    mm = _example("matmul").matmul
+    grid = (tv.cdiv(m, 32), tv.cdiv(n, 32))
+    ref, ours = _both(mm, grid, (a, b, np.empty((m, n), np.float32)), (2,))
+    np.testing.assert_allclose(ours[2], ref[2], rtol=1e-5, atol=1e-5)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(ours[2], exact, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("wtype", [tv.i3, tv.f6e3m2fn], ids=str)
+def test_quantized_matmul_matches_the_interpreter(sycl, rng, wtype: tv.DataType) -> None:
+    qm = _example("quantized_matmul")
+    m, n, k = 20, 64, 256
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    q, scales = qm.quantize(rng.standard_normal((n, k)).astype(np.float32), wtype, 64)
+    packed = tv.pack(q, wtype).reshape(n, k * wtype.bits // 8)
+    grid = (tv.cdiv(m, 16), tv.cdiv(n, 32))
+    args = (x, packed, scales, np.empty((m, n), np.float32))
+    ref, ours = _both(qm.quantized_matmul, grid, args, (3,), WTYPE=wtype)
+    np.testing.assert_allclose(ours[3], ref[3], rtol=1e-5, atol=1e-5)
+
+
+@tv.kernel
+def row_sums(x: tv.Tensor, out: tv.Tensor, BLOCK: tv.constexpr):
+    # a row is spread over the whole block: sub-group shuffles, then shared memory
+    row = tv.block_id(0)
+    v = tv.load(x, [row, 0], [1, BLOCK])
+    tv.store(out, tv.sum(v, axis=1), [row])
+    tv.store(out, tv.max(v, axis=1), [row + tv.num_blocks(0)])
+
+
+def test_shuffle_reductions_match_the_interpreter_exactly_on_integers(sycl, rng) -> None:
+    rows, block = 6, 512
+    x = rng.integers(-(2**20), 2**20, (rows, block)).astype(np.int32)
+    ref, ours = _both(row_sums, (rows,), (x, np.empty(2 * rows, np.int32)), (1,), BLOCK=block)
+    np.testing.assert_array_equal(ours[1], ref[1])
+    np.testing.assert_array_equal(ours[1], np.concatenate([x.sum(axis=1), x.max(axis=1)]))
+
+
+@tv.kernel
+def narrow(x: tv.Tensor[tv.f32], out: tv.Tensor, DT: tv.constexpr, BLOCK: tv.constexpr):
+    # neighbouring work-items share bytes (and 32-bit words) of the packed output
+    start = tv.block_id(0) * BLOCK
+    tv.store(out, tv.load(x, [start], [BLOCK]).to(DT), [start])
+
+
+@pytest.mark.parametrize("dt", [tv.i3, tv.u4, tv.f6e3m2fn], ids=str)
+def test_sub_byte_stores_match_the_interpreter_bit_for_bit(sycl, rng, dt: tv.DataType) -> None:
+    n = 1000 + int(rng.integers(1, 24))  # a ragged end inside a byte
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    # u4: a numpy array of ml_dtypes' uint4 (one element per byte on the host), packed for the
+    # kernel and unpacked after it; the others: tilevm's packed arrays, passed as they are
+    out = np.empty(n, ml_dtypes.uint4) if dt == tv.u4 else tv.PackedArray.empty((n,), dt)
+    ref, ours = _both(narrow, (tv.cdiv(n, 256),), (x, out), (1,), DT=dt, BLOCK=256)
+    np.testing.assert_array_equal(_bits(ours[1]), _bits(ref[1]))
+
+
+@tv.kernel
+def accumulate(x: tv.Tensor, out: tv.Tensor, BINS: tv.constexpr, BLOCK: tv.constexpr):
+    bid = tv.block_id(0)
+    tv.atomic_add(out, tv.load(x, [bid * BLOCK], [BLOCK]), [(bid % BINS) * BLOCK])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float16], ids=str)
+def test_atomic_adds_from_many_blocks_sum_exactly(sycl, rng, dtype) -> None:
+    bins, block, blocks = 3, 128, 14
+    x = rng.integers(-8, 9, blocks * block).astype(dtype)  # small integers: exact in any order
+    out = rng.integers(-8, 9, bins * block).astype(dtype)
+    expected = out.astype(np.float64)
+    np.add.at(expected, (np.arange(blocks)[:, None] % bins) * block + np.arange(block),
+              x.reshape(blocks, block))  # fmt: skip
+    _sycl_launch(accumulate, (blocks,), (x, out), {"BINS": bins, "BLOCK": block})
+    np.testing.assert_array_equal(out.astype(np.float64), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["f16", "bf16"])
+def test_stdlib_gemm_matches_the_interpreter(sycl, rng, dtype) -> None:
+    m, n, k = 40, 72, 48
+    cfg = CONFIGS["small"]
+    consts = dict(BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES, GROUP_M=cfg.GROUP_M,
+                  A_T=False, B_T=False, warps=cfg.warps)  # fmt: skip
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    grid = (tv.cdiv(m, cfg.BM) * tv.cdiv(n, cfg.BN),)
+    ref, ours = _both(gemm_kernel, grid, (a, b, np.empty((m, n), dtype)), (2,), **consts)
+    # f32 sums (in an order that may differ), then one rounding to the 16-bit output: at most
+    # one unit in the last place apart
+    got, want = ours[2].astype(np.float32), ref[2].astype(np.float32)
+    ulp = float(np.finfo(dtype).eps)
+    np.testing.assert_allclose(got, want, rtol=ulp, atol=ulp)
+
+
+def test_a_built_kernel_comes_back_from_the_disk_cache(sycl, rng, tmp_path) -> None:
+    va = _example("vector_add").vector_add
+    n = 2048
+    x, y = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
+    lowered = va.lower(runtime.target(DEVICE), x, y, x)
+    source = renderer.render(lowered)
+    first = runtime.compile(source, "vector_add", DEVICE)
+    runtime._programs.clear()  # a new process: only the disk cache remembers
+    again = runtime.compile(source, "vector_add", DEVICE)
+    assert again.cached and again.binary == first.binary and again is not first
+    out = np.full(n, np.nan, np.float32)
+    runtime.launch(again, lowered.thread, (2, 1, 1), {"x": x, "y": y, "out": out}, {})
+    np.testing.assert_array_equal(out, x + y)
+
+
+def test_device_names_use_dpctl_filter_strings(sycl) -> None:
+    names = runtime.device_names()
+    assert "sycl:opencl:cpu:0" in names
+    assert runtime.target("sycl:opencl:cpu").warp_size == 16
