@@ -4,12 +4,11 @@ tensors (torch names them "cuda") and DLPack objects in ROCm memory."""
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from tilevm.backends.hip import clang, driver, hiprtc, libs
+from tilevm.backends.hip import clang, driver, hiprtc
 from tilevm.backends.hip.renderer import HipRenderer
 from tilevm.backends.hip.target import amd_target
 from tilevm.errors import CompileError, DeviceError
@@ -25,8 +24,6 @@ from tilevm.runtime.fast_launch import scalar_arg
 
 DEFAULT_ARCH = "gfx942"  # what "hip" compiles for on a machine without an AMD GPU
 KDL_ROCM = 10  # DLPack's device type for ROCm memory
-# hipRTC before ROCm 6 has no working gfx940+ code generator; clang (19 or newer) does.
-FIRST_HIPRTC_FOR = {"gfx940": 6, "gfx941": 6, "gfx942": 6}
 
 
 @dataclass
@@ -144,13 +141,13 @@ class HipBackend(Backend):
 
 def _compiler(arch: str) -> tuple[str, Any]:
     """The compiler for ``arch`` here: hipRTC when it can build that arch, else clang."""
-    if hiprtc.unavailable() is None and _rocm_major() >= FIRST_HIPRTC_FOR.get(arch, 0):
+    if hiprtc.unavailable() is None and _hiprtc_builds(arch):
         return hiprtc.compiler_fingerprint(), hiprtc.compile_code_object
     if clang.unavailable() is None:
         return f"clang {clang.find_clang()}", clang.compile_offline
     raise CompileError(
         f"no HIP compiler here can build {arch}",
-        expected=f"hipRTC (ROCm {FIRST_HIPRTC_FOR.get(arch, 5)} or newer) or clang 19",
+        expected="hipRTC of a ROCm that knows the arch, or clang 19",
         found=f"hipRTC: {hiprtc.unavailable() or 'too old for ' + arch}; "
         f"clang: {clang.unavailable()}",
         hint="pip install hip-python with ROCm installed, or apt-get install clang-19; "
@@ -159,13 +156,10 @@ def _compiler(arch: str) -> tuple[str, Any]:
     )
 
 
-def _rocm_major() -> int:
-    """ROCm's major version, from the HIP runtime library's file name (libamdhip64.so.5.2...);
-    0 when it cannot be told (then only archs every hipRTC builds use it)."""
-    runtime = libs.find_runtime()
-    name = os.path.basename(os.path.realpath(runtime)) if runtime else ""
-    major = name.partition(".so.")[2].partition(".")[0]
-    return int(major) if major.isdigit() else 0
+def _hiprtc_builds(arch: str) -> bool:
+    """Whether the installed hipRTC knows ``arch`` (gfx940-942 only from ROCm 5.5 on)."""
+    found = hiprtc.runtime_version()
+    return not (arch.startswith("gfx94") and found and found < hiprtc.MI300_SINCE)
 
 
 def _current_stream() -> Any:
