@@ -35,9 +35,11 @@ import numpy as np
 
 import tilevm.dtypes as dts
 from tilevm.backends.sycl import shim
+from tilevm.backends.sycl.renderer import render
 from tilevm.backends.sycl.target import opencl_cpu_target, target_for_device
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, DeviceError, LaunchTypeError
+from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import Param, ThreadKernel
 from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides, extent_align, host_tensor
@@ -69,8 +71,17 @@ BUILD_OPTIONS = ("-ffp-model=precise", "-ffp-contract=off")
 
 
 # ----- devices ----------------------------------------------------------------------------------
+_why_not: list[str | None] = []  # the answer of the first call, kept for the process
+
+
 def unavailable() -> str | None:
     """None when SYCL kernels can be compiled and run here; otherwise why not, in one line."""
+    if not _why_not:
+        _why_not.append(_check())
+    return _why_not[0]
+
+
+def _check() -> str | None:
     if dpctl is None:
         return "dpctl is not installed (pip install 'tilevm[sycl]')"
     try:
@@ -199,6 +210,48 @@ def compile(
     program = Program(kernel_name, dev.filter_string, source, binary, kernel, cached, log)
     _programs[key] = program
     return program
+
+
+@dataclass
+class Built:
+    """A lowered kernel compiled for a device: what a backend's ``build`` returns."""
+
+    name: str
+    arch: str  # the target's name, e.g. "sycl-cpu-sg16"
+    source: str
+    thread: ThreadKernel
+    lowered: Lowered
+    program: Program
+
+    @property
+    def binary(self) -> bytes:
+        return self.program.binary
+
+    @property
+    def cached(self) -> bool:
+        return self.program.cached
+
+    @property
+    def num_threads(self) -> int:
+        return self.thread.num_threads
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.thread.shared_bytes
+
+
+def build(lowered: Lowered, device: str = "opencl:cpu", target_name: str = "") -> Built:
+    """Render and compile a kernel lowered for ``target(device)`` (through both caches)."""
+    source = render(lowered)
+    program = compile(source, lowered.thread.name, device)
+    arch = target_name or lowered.thread.target
+    return Built(lowered.thread.name, arch, source, lowered.thread, lowered, program)
+
+
+def run(built: Built, grid: tuple[int, int, int], tensors: dict[str, Any],
+        scalars: dict[str, tuple[DataType, Any]]) -> None:  # fmt: skip
+    """``launch`` for a ``build`` result."""
+    launch(built.program, built.thread, grid, tensors, scalars)
 
 
 def _make_kernel(kernel_ref: int, name: str) -> Any:
@@ -405,14 +458,17 @@ def _param_value(
 
 __all__ = [
     "BUILD_OPTIONS",
+    "Built",
     "Program",
     "UsmTensor",
     "accepts",
+    "build",
     "compile",
     "device_filter",
     "device_names",
     "launch",
     "queue",
+    "run",
     "target",
     "tensor_arg",
     "unavailable",

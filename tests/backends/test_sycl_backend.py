@@ -57,15 +57,14 @@ def test_every_zoo_kernel_renders_as_a_free_function_kernel(name, kernel, args, 
 
 
 # ----- running on the OpenCL CPU device ---------------------------------------------------------
-def _sycl_launch(kernel: tv.Kernel, grid: Any, args: tuple, kwargs: dict) -> runtime.Program:
+def _sycl_launch(kernel: tv.Kernel, grid: Any, args: tuple, kwargs: dict) -> runtime.Built:
     grid = tuple(grid) + (1,) * (3 - len(tuple(grid)))
-    lowered = kernel.lower(runtime.target(DEVICE), *args, **kwargs)
-    program = runtime.compile(renderer.render(lowered), lowered.thread.name, DEVICE)
+    built = runtime.build(kernel.lower(runtime.target(DEVICE), *args, **kwargs), DEVICE)
     specs, values, _ = kernel.specialize(args, {k: v for k, v in kwargs.items() if k != "warps"})
     tensors = {s.name: values[s.name] for s in specs if s.kind == "tensor"}
     scalars = {s.name: (s.dtype, values[s.name]) for s in specs if s.kind == "scalar"}
-    runtime.launch(program, lowered.thread, grid, tensors, scalars)
-    return program
+    runtime.run(built, grid, tensors, scalars)
+    return built
 
 
 def _poison(value: Any) -> None:
