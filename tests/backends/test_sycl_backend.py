@@ -176,7 +176,9 @@ def accumulate(x: tv.Tensor, out: tv.Tensor, BINS: tv.constexpr, BLOCK: tv.const
     tv.atomic_add(out, tv.load(x, [bid * BLOCK], [BLOCK]), [(bid % BINS) * BLOCK])
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.float16], ids=str)
+@pytest.mark.parametrize(
+    "dtype", [np.int32, np.float16, ml_dtypes.bfloat16], ids=["i32", "f16", "bf16"]
+)
 def test_atomic_adds_from_many_blocks_sum_exactly(sycl, rng, dtype) -> None:
     bins, block, blocks = 3, 128, 14
     x = rng.integers(-8, 9, blocks * block).astype(dtype)  # small integers: exact in any order
