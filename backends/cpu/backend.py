@@ -12,12 +12,12 @@ from typing import Any
 from tilevm.backends.cpu import jit
 from tilevm.backends.cpu.codegen import render
 from tilevm.backends.cpu.runtime import CpuKernel, build_cpu, launch_cpu, run_slots
-from tilevm.backends.cpu.target import target_for
+from tilevm.backends.cpu.target import EMULATED, target_for
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.runtime.arrays import host_tensor, is_host_tensor
-from tilevm.runtime.backend import Backend
+from tilevm.runtime.backend import Backend, TargetInfo
 from tilevm.runtime.build import version
 from tilevm.runtime.fast_launch import Entry
 
@@ -62,6 +62,15 @@ class CpuBackend(Backend):
     def fingerprint(self, device: str) -> str:
         return "; ".join([device, jit.fingerprint(), f"{os.cpu_count()} cores",
                           f"tilevm {version()}"])  # fmt: skip
+
+    def describe(self) -> list[TargetInfo]:
+        llvm = "LLVM (llvmlite, MCJIT)"
+        emulated = [
+            TargetInfo(f"cpu:{vendor}", target_for(f"cpu:{vendor}"),
+                       "the CPU (that GPU's lowering, executed on the host)", llvm)
+            for vendor in EMULATED
+        ]  # fmt: skip
+        return [TargetInfo("cpu", target_for("cpu"), "the CPU", llvm), *emulated]
 
 
 def _host_fast(host: Any) -> bool:

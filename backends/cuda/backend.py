@@ -19,7 +19,7 @@ from tilevm.errors import DeviceError
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
-from tilevm.runtime.backend import Backend
+from tilevm.runtime.backend import Backend, TargetInfo
 from tilevm.runtime.build import version
 from tilevm.runtime.device_arrays import device_tensor, dlpack_device, torch_device
 from tilevm.runtime.fast_launch import Entry
@@ -121,6 +121,15 @@ class CudaBackend(Backend):
 
     def time(self, run: Callable[[], None], device: str) -> float:
         return time_cuda(run, int(device.partition(":")[2] or 0))
+
+    def describe(self) -> list[TargetInfo]:
+        nvrtc = "NVRTC (cuda-python), to cubin; no GPU needed"
+        return [
+            TargetInfo("cuda:sm_80", cuda_target("sm_80"),
+                       "an NVIDIA sm_80 GPU (A100) and the CUDA driver", nvrtc),
+            TargetInfo("cuda:sm_90a", cuda_target("sm_90a"),
+                       "an NVIDIA sm_90 GPU (H100, H200) and the CUDA driver", nvrtc),
+        ]  # fmt: skip
 
 
 @functools.cache

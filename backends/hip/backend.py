@@ -16,7 +16,7 @@ from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import ThreadKernel
-from tilevm.runtime.backend import Backend
+from tilevm.runtime.backend import Backend, TargetInfo
 from tilevm.runtime.build import LaunchShape, version
 from tilevm.runtime.cache import DiskCache
 from tilevm.runtime.device_arrays import device_tensor, dlpack_device, torch_device
@@ -137,6 +137,15 @@ class HipBackend(Backend):
     def fingerprint(self, device: str) -> str:
         index = int(device.partition(":")[2] or 0)
         return f"{driver.device_arch(index)}; {hiprtc.compiler_fingerprint()}; tilevm {version()}"
+
+    def describe(self) -> list[TargetInfo]:
+        compilers = "hipRTC (hip-python), else clang-19 offline; no GPU needed"
+        return [
+            TargetInfo("hip:gfx90a", amd_target("gfx90a"),
+                       "an AMD MI200 GPU (gfx90a) and ROCm", compilers),
+            TargetInfo("hip:gfx942", amd_target("gfx942"),
+                       "an AMD MI300 GPU (gfx942) and ROCm", compilers),
+        ]  # fmt: skip
 
 
 def _compiler(arch: str) -> tuple[str, Any]:

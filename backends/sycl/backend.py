@@ -11,13 +11,13 @@ from typing import Any
 
 from tilevm.backends.sycl import runtime
 from tilevm.backends.sycl.renderer import SyclRenderer
-from tilevm.backends.sycl.target import INTEL_GPUS, intel_target
+from tilevm.backends.sycl.target import INTEL_GPUS, intel_target, opencl_cpu_target
 from tilevm.errors import CompileError
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import ThreadKernel
-from tilevm.runtime.backend import Backend
+from tilevm.runtime.backend import Backend, TargetInfo
 from tilevm.runtime.build import LaunchShape, version
 from tilevm.runtime.device_arrays import torch_device
 
@@ -107,6 +107,17 @@ class SyclBackend(Backend):
     def fingerprint(self, device: str) -> str:
         dev = runtime.queue(device).sycl_device
         return f"{dev.name}; driver {dev.driver_version}; tilevm {version()}"
+
+    def describe(self) -> list[TargetInfo]:
+        jit = "SYCL kernel compiler (dpctl, libsycl-jit), at run time for the device"
+        return [
+            TargetInfo("sycl:xe", intel_target("xe"),
+                       "an Intel Xe GPU (Level Zero or OpenCL) and dpctl", jit),
+            TargetInfo("sycl:pvc", intel_target("pvc"),
+                       "an Intel Data Center GPU Max (Ponte Vecchio) and dpctl", jit),
+            TargetInfo("sycl:opencl:cpu", opencl_cpu_target(),
+                       "the OpenCL CPU device (Intel's CPU runtime) and dpctl", jit),
+        ]  # fmt: skip
 
 
 BACKEND = SyclBackend()

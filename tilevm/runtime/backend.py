@@ -12,6 +12,7 @@ target is the same, with an arch where a device index would be: ``cuda:sm_90a``,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tilevm.dtypes import DataType
@@ -20,6 +21,16 @@ from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.runtime.autotune_bench import time_host
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """One compile target as the README's "Targets" table lists it."""
+
+    spec: str  # the device name or compile target that selects it ("hip:gfx942")
+    target: Target  # its capabilities, built without looking at this machine
+    runs_on: str  # what running its kernels needs ("an AMD MI300 GPU (gfx942) with ROCm")
+    compiler: str  # what builds its source ("hipRTC (hip-python), or clang 19 offline")
 
 
 class Backend:
@@ -129,5 +140,12 @@ class Backend:
         override this, flushing caches between calls."""
         return time_host(run)
 
+    # ----- describing -------------------------------------------------------------------------
+    def describe(self) -> list[TargetInfo]:
+        """The compile targets worth listing in the README's "Targets" table, with what running
+        and compiling each needs. Fixed archs only: the table must read the same on every
+        machine. A lowering backend that lists none shows in the table as one row saying so."""
+        return []
 
-__all__ = ["Backend"]
+
+__all__ = ["Backend", "TargetInfo"]
