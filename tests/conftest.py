@@ -24,6 +24,6 @@ def rng(request: pytest.FixtureRequest) -> np.random.Generator:
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> str:
-    """Every executor here: the interpreter, the CPU (also emulating CUDA and AMD), and CUDA
-    where a GPU is present."""
+    """Every executor here: the interpreter, the CPU (also emulating CUDA and AMD), SYCL on the
+    OpenCL CPU device, and CUDA where a GPU is present."""
     return request.param

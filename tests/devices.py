@@ -1,5 +1,6 @@
 """Running one test on every executor: the interpreter and the CPU (natively, and emulating the
-CUDA and AMD targets' lowerings) always, CUDA where a GPU is present.
+CUDA and AMD targets' lowerings) always, SYCL on the OpenCL CPU device where that runtime is
+installed (always in CI), CUDA where a GPU is present.
 
 ``run(launcher, *args, device=...)`` moves array arguments to the device, launches, waits, and
 copies every array back into the caller's host objects, so a test body reads the same on every
@@ -8,14 +9,31 @@ device.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import tilevm as tv
 from tilevm.backends.cuda import driver
 from tilevm.dtypes.interop import torch_dtype
+from tilevm.runtime import registry
 
 CPU_DEVICES = ["cpu", "cpu:cuda", "cpu:amd"]
-DEVICES = ["interp", *CPU_DEVICES] + (["cuda"] if driver.available() else [])
+SYCL_CPU = "sycl:opencl:cpu"
+
+
+def _sycl_devices() -> list[str]:
+    """The OpenCL CPU device through the SYCL backend: host arrays, copied in and out."""
+    why = registry.backend_for("sycl").unavailable()
+    if why is None:
+        return [SYCL_CPU]
+    if os.environ.get("CI"):  # CI installs the SYCL runtime: its absence is a failure there
+        raise RuntimeError(f"the SYCL backend cannot run in CI: {why}")
+    return []
+
+
+DEVICES = ["interp", *CPU_DEVICES, *_sycl_devices()] + (["cuda"] if driver.available() else [])
+HOST_DEVICES = ("interp", "cpu", "sycl")  # host arrays are launched as they are
 
 
 def _to_gpu(arg, where: str = "cuda"):
@@ -53,7 +71,7 @@ def _back(host, gpu) -> None:
 
 
 def run(launcher, *args, device: str = "interp", **kwargs) -> None:
-    if device == "interp" or device.startswith("cpu"):
+    if device.startswith(HOST_DEVICES):
         launcher(*args, device=device, **kwargs)
         return
     moved = [_to_gpu(a) for a in args]

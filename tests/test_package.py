@@ -77,3 +77,11 @@ def test_errors_render_a_source_location_with_a_caret() -> None:
         "col": 8,
         "source": "    y = x + tv.load(p)\n",
     }
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text().splitlines()
+    marker = next(i for i, line in enumerate(readme) if "run the test suite (what CI runs" in line)
+    command = readme[marker + 1].strip()
+    assert command.startswith("bash .ci/setup && python3 -m pytest")
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
