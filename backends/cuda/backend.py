@@ -19,7 +19,7 @@ from tilevm.errors import DeviceError
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
-from tilevm.runtime.backend import Backend, TargetInfo
+from tilevm.runtime.backend import Backend, DeviceProperties, TargetInfo
 from tilevm.runtime.build import version
 from tilevm.runtime.device_arrays import device_tensor, dlpack_device, torch_device
 from tilevm.runtime.fast_launch import Entry
@@ -115,6 +115,11 @@ class CudaBackend(Backend):
             function.launch_prepared(grid, block, shared, params, current_stream(torch))
 
         return Entry(plan, scalars, run)
+
+    def properties(self, device: str) -> DeviceProperties:
+        info = driver.device_info(int(device.partition(":")[2] or 0))
+        return DeviceProperties(info.name, info.multiprocessors,
+                                info.max_shared_per_block_optin, info.l2_bytes)  # fmt: skip
 
     def fingerprint(self, device: str) -> str:
         return _fingerprint(device)

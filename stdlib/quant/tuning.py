@@ -107,14 +107,8 @@ def shared_limit(x: Any) -> int:
     sm_80); on the host the largest of the emulated targets' (the kernels check their own)."""
     if not on_gpu(x):
         return 227 * 1024
-    return _device_info(x).max_shared_per_block_optin
+    return tv.device_properties(x).shared_bytes_per_block
 
 
 def multiprocessors(x: Any) -> int:
-    return _device_info(x).multiprocessors
-
-
-def _device_info(x: Any) -> Any:
-    from tilevm.backends.cuda import driver
-
-    return driver.device_info(getattr(x.device, "index", None) or 0)
+    return tv.device_properties(x).multiprocessors

@@ -141,3 +141,11 @@ def test_a_registered_backend_is_used_without_runtime_changes(monkeypatch, rng) 
     with pytest.raises(tv.LaunchTypeError) as info:
         _twice[4,](x.tolist(), out, device="toy")
     assert "must be a tensor" in str(info.value)
+
+
+def test_device_properties_of_a_name_or_a_tensor() -> None:
+    by_name = tv.device_properties("cpu")
+    assert by_name == tv.device_properties(np.zeros(4, np.float32))
+    assert by_name.multiprocessors >= 1 and by_name.shared_bytes_per_block >= 48 * 1024
+    with pytest.raises(tv.DeviceError):
+        tv.device_properties("metal:0")

@@ -11,6 +11,7 @@ target is the same, with an arch where a device index would be: ``cuda:sm_90a``,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,16 @@ class TargetInfo:
     target: Target  # its capabilities, built without looking at this machine
     runs_on: str  # what running its kernels needs ("an AMD MI300 GPU (gfx942) with ROCm")
     compiler: str  # what builds its source ("hipRTC (hip-python), or clang 19 offline")
+
+
+@dataclass(frozen=True)
+class DeviceProperties:
+    """What kernels written for a device may ask of it (``tv.device_properties``)."""
+
+    name: str
+    multiprocessors: int  # compute units: SMs, CUs, Xe cores; host cores for the CPU
+    shared_bytes_per_block: int  # the most shared memory one block may use (opted in)
+    l2_bytes: int = 0  # 0 where unknown
 
 
 class Backend:
@@ -130,6 +141,11 @@ class Backend:
         launches take the full path."""
         return None
 
+    def properties(self, device: str) -> DeviceProperties:
+        """The properties of a device of this backend (from its target caps by default)."""
+        caps = self.target(device)
+        return DeviceProperties(device, os.cpu_count() or 1, caps.shared_bytes)
+
     # ----- autotuning -------------------------------------------------------------------------
     def fingerprint(self, device: str) -> str:
         """What tuned results depend on: the device's name, arch and driver."""
@@ -148,4 +164,4 @@ class Backend:
         return []
 
 
-__all__ = ["Backend", "TargetInfo"]
+__all__ = ["Backend", "DeviceProperties", "TargetInfo"]

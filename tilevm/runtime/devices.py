@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tilevm.runtime import registry
+from tilevm.runtime.backend import DeviceProperties
 
 
 def devices() -> list[str]:
@@ -12,4 +15,14 @@ def devices() -> list[str]:
     return registry.devices()
 
 
-__all__ = ["devices"]
+def device_properties(where: Any) -> DeviceProperties:
+    """The properties of a device (a name such as ``"cuda:0"``) or of the device a tensor lives
+    on (host arrays: the CPU): compute units, shared memory per block, L2 size."""
+    if isinstance(where, str):
+        backend, device = registry.resolve(where)
+    else:
+        backend, device = registry.resolve(None, [where])
+    return backend.properties(device)
+
+
+__all__ = ["device_properties", "devices"]
