@@ -36,6 +36,25 @@ fragments. With ``v`` the slot (for C the accumulator VGPR)::
                           row = 4 * (lane / 32) + v, col = lane % 32
               C (32x32) = local(4, 1).spatial(2, 32).local(4, 1), v in 0..15
                           row = 8 * (v / 4) + 4 * (lane / 32) + v % 4, col = lane % 32
+
+AMD RDNA3 WMMA instructions (gfx11) run on a wave of 32 lanes; the fragments below follow AMD's
+Matrix Instruction Calculator (ROCm/amd_matrix_instruction_calculator, its ``rdna3`` input and
+output register/lane maps in wave32) and the example kernel of AMD's GPUOpen post "How to
+accelerate AI applications on RDNA 3 using WMMA" (gpuopen.com/learn/wmma_on_rdna3). A lane packs its
+16 inputs into 8 VGPRs, element ``v`` in VGPR ``v / 2``, half ``v % 2``; only 16 lanes' worth of
+A and B is distinct, lanes 16-31 holding a copy of lanes 0-15. The f32 accumulator puts row
+``2 v`` in lanes 0-15 and row ``2 v + 1`` in lanes 16-31 of VGPR ``v``::
+
+    16x16x16  A (16x16) = replicate(2) . spatial(16, 1) . local(1, 16)
+                          row = lane % 16, col = v          (lanes l and l + 16 alike)
+              B (16x16) = replicate(2) . spatial(1, 16) . local(16, 1)
+                          row = v, col = lane % 16          (lanes l and l + 16 alike)
+              C (16x16) = local(8, 1) . spatial(2, 16), v in 0..7
+                          row = 2 * v + lane / 16, col = lane % 16
+
+            C, VGPR v:   col 0 .. 15
+                row 2v   | lane  0 .. 15 |
+                row 2v+1 | lane 16 .. 31 |
 """
 
 from __future__ import annotations
@@ -44,7 +63,7 @@ from dataclasses import dataclass, replace
 
 from tilevm.layouts.errors import LayoutError
 from tilevm.layouts.ops import permute
-from tilevm.layouts.register import RegisterLayout, primitive
+from tilevm.layouts.register import RegisterLayout, primitive, replicate
 
 
 @dataclass(frozen=True)
@@ -183,6 +202,31 @@ MFMA_ATOMS = (
     MFMA_F32_32X32X8_F16,
     MFMA_F32_32X32X8_BF16,
 )
+
+
+# AMD RDNA3 WMMA (wave32). The upper half-wave repeats the lower one's A and B: the replication
+# is the outermost thread factor (lane / 16), so ``replicate`` composes on the left.
+_HALF_WAVES = replicate(2, 2)
+WMMA_F32_16X16X16_F16 = MmaAtom(
+    name="v_wmma_f32_16x16x16_f16",
+    m=16,
+    n=16,
+    k=16,
+    input_dtypes=("f16",),
+    acc_dtype="f32",
+    a=_HALF_WAVES * _s(16, 1) * _l(1, 16),
+    b=_HALF_WAVES * _s(1, 16) * _l(16, 1),
+    c=_l(8, 1) * _s(2, 16),
+    intrinsic="wmma_f32_16x16x16_f16",
+)
+# bf16 has the same fragments; only the input type differs.
+WMMA_F32_16X16X16_BF16 = replace(
+    WMMA_F32_16X16X16_F16,
+    name="v_wmma_f32_16x16x16_bf16",
+    input_dtypes=("bf16",),
+    intrinsic="wmma_f32_16x16x16_bf16",
+)
+WMMA_ATOMS = (WMMA_F32_16X16X16_F16, WMMA_F32_16X16X16_BF16)
 
 
 def _one_matrix(element_bits: int, trans: bool) -> RegisterLayout:

@@ -3,7 +3,10 @@
 A matrix atom is emulated from its layouts alone: lane ``l``'s slot ``s`` of operand A holds
 ``A[a(l, s)]`` -- the same fragment maps the lowering divided tiles by -- so the routine builds
 A, B and C from the lanes' registers, multiplies, and writes C back where it came from. Whatever
-target the atom belongs to (mma.sync, MFMA), the emulation is exactly as right as its layout.
+target the atom belongs to (mma.sync, MFMA, WMMA), the emulation is exactly as right as its
+layout. An operand the layout replicates (WMMA's A and B, repeated in both half-waves) is read
+from every copy, the highest lane's last: the lowering keeps the copies equal, as the hardware
+requires.
 ``ldmatrix`` follows the PTX ISA: lane ``8j + r`` names row ``r`` of matrix ``j``; lane ``l``
 receives 32-bit word ``l % 4`` of row ``l / 4`` (``.trans``: 16-bit elements
 ``(2 (l % 4) + h, l / 4)``).

@@ -466,6 +466,37 @@ TV_INLINE void tv_mfma_f32_32x32x8_bf16(float* c, const tv_bfloat16* a, const tv
 }
 """
 
+# Emitted after the prelude only into kernels that call a WMMA helper, so CDNA sources (and the
+# builds of archs without these builtins) never see them.
+WMMA = r"""
+#if defined(__GFX11__) || defined(__gfx1100__)
+// ---- WMMA (RDNA3, wave32; the _w32 builtins exist on gfx11 only). A and B give all 16 K per
+// lane (8 VGPRs), lanes 16-31 repeating lanes 0-15; C is 8 floats:
+//   lane l holds A[l % 16][i], B[i][l % 16] for i < 16, C[2 i + l / 16][l % 16] for i < 8
+typedef _Float16 tv_half16v __attribute__((ext_vector_type(16)));
+typedef short tv_short16v __attribute__((ext_vector_type(16)));
+typedef float tv_float8v __attribute__((ext_vector_type(8)));
+// (a fragment starts 16-byte aligned in its register array: copied, not read as one vector)
+template <typename V, typename T> TV_INLINE V tv_frag16(const T* a) {
+    V r;
+    __builtin_memcpy(&r, a, sizeof(V));
+    return r;
+}
+TV_INLINE void tv_wmma_f32_16x16x16_f16(float* c, const tv_half* a, const tv_half* b) {
+    tv_float8v acc = tv_frag_in<tv_float8v, 8>(c);
+    acc = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(tv_frag16<tv_half16v>(a),
+                                                     tv_frag16<tv_half16v>(b), acc);
+    tv_frag_out<tv_float8v, 8>(c, acc);
+}
+TV_INLINE void tv_wmma_f32_16x16x16_bf16(float* c, const tv_bfloat16* a, const tv_bfloat16* b) {
+    tv_float8v acc = tv_frag_in<tv_float8v, 8>(c);
+    acc = __builtin_amdgcn_wmma_f32_16x16x16_bf16_w32(tv_frag16<tv_short16v>(a),
+                                                      tv_frag16<tv_short16v>(b), acc);
+    tv_frag_out<tv_float8v, 8>(c, acc);
+}
+#endif
+"""
+
 PRELUDE = HEAD + CONVERSIONS + DEVICE
 
 
@@ -498,6 +529,8 @@ class HipRenderer(CStyleRenderer):
         if e.fn == "rsqrt":
             one = "1.0" if e.dtype.name == "f64" else "1.0f"
             return f"({one} / tv_sqrt({self.expr(e.args[0])}))"
+        if e.fn.startswith("wmma_"):
+            self.codecs.setdefault("tv_wmma", WMMA.strip())
         if e.fn == "shfl_xor" and isinstance(e.args[1], t.Const):
             return f"tv_shfl_xor<{int(e.args[1].value)}>({self.expr(e.args[0])})"
         return super().expr_call(e)
