@@ -145,12 +145,14 @@ class HipBackend(Backend):
                        "an AMD MI200 GPU (gfx90a) and ROCm", compilers),
             TargetInfo("hip:gfx942", amd_target("gfx942"),
                        "an AMD MI300 GPU (gfx942) and ROCm", compilers),
+            TargetInfo("hip:gfx1100", amd_target("gfx1100"),
+                       "an AMD Radeon RX 7900 GPU (gfx1100, RDNA3) and ROCm", compilers),
         ]  # fmt: skip
 
 
 def _compiler(arch: str) -> tuple[str, Any]:
     """The compiler for ``arch`` here: hipRTC when it can build that arch, else clang."""
-    if hiprtc.unavailable() is None and _hiprtc_builds(arch):
+    if hiprtc.unavailable() is None and hiprtc.knows(arch):
         return hiprtc.compiler_fingerprint(), hiprtc.compile_code_object
     if clang.unavailable() is None:
         return f"clang {clang.find_clang()}", clang.compile_offline
@@ -163,12 +165,6 @@ def _compiler(arch: str) -> tuple[str, Any]:
         "kernel.emit('hip:...') gives the source without a compiler",
         code="hip-compile",
     )
-
-
-def _hiprtc_builds(arch: str) -> bool:
-    """Whether the installed hipRTC knows ``arch`` (gfx940-942 only from ROCm 5.5 on)."""
-    found = hiprtc.runtime_version()
-    return not (arch.startswith("gfx94") and found and found < hiprtc.MI300_SINCE)
 
 
 def _current_stream() -> Any:

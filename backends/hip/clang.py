@@ -18,7 +18,7 @@ import tempfile
 from tilevm.errors import CompileError
 
 VERSIONS = ("19", "20", "18")  # the Debian/LLVM apt packages' suffixes, preferred first
-ARCHS = ("gfx90a", "gfx940", "gfx941", "gfx942")
+ARCHS = ("gfx90a", "gfx940", "gfx941", "gfx942", "gfx1100")
 FLAGS = (
     "-x", "hip", "--cuda-device-only", "--no-gpu-bundle-output", "-nogpulib", "-nogpuinc",
     "-O3", "-std=c++17",

@@ -18,7 +18,8 @@ from tilevm.errors import CompileError, DeviceError
 
 INSTALL_HINT = "pip install hip-python; apt-get install libamdhip64-5 libhiprtc-builtins5 (or ROCm)"
 OPTIONS = ("-O3", "-std=c++17")
-MI300_SINCE = (5, 5)  # the first ROCm whose hipRTC targets gfx940-942
+# The first ROCm whose hipRTC targets each arch family (older ones abort the process on it).
+ARCH_SINCE = {"gfx94": (5, 5), "gfx11": (5, 5)}
 
 
 class HipUnavailable(DeviceError):
@@ -97,14 +98,21 @@ def runtime_version() -> tuple[int, ...]:
     return (int(match.group(1)), int(match.group(2))) if match else ()
 
 
+def knows(arch: str) -> bool:
+    """Whether this hipRTC can build ``arch`` (gfx940-942 and gfx11 only from ROCm 5.5 on)."""
+    found = runtime_version()
+    since = next((v for prefix, v in ARCH_SINCE.items() if arch.startswith(prefix)), ())
+    return not (found and since and found < since)
+
+
 def _check_arch(arch: str) -> None:
-    # ROCm before 5.5 has no gfx940-942 in its hipRTC: it aborts the process instead of failing
-    version = runtime_version()
-    if arch.startswith("gfx94") and version and version < MI300_SINCE:
+    if not knows(arch):
+        found = ".".join(map(str, runtime_version()))
+        since = next(v for prefix, v in ARCH_SINCE.items() if arch.startswith(prefix))
         raise CompileError(
-            f"this hipRTC (ROCm {'.'.join(map(str, version))}) cannot compile for {arch}",
-            expected=f"ROCm {'.'.join(map(str, MI300_SINCE))} or newer for gfx940-gfx942",
-            found=f"ROCm {'.'.join(map(str, version))}",
+            f"this hipRTC (ROCm {found}) cannot compile for {arch}",
+            expected=f"ROCm {'.'.join(map(str, since))} or newer for {arch}",
+            found=f"ROCm {found}",
             hint="install a newer ROCm, or compile offline with clang (backends.hip.clang)",
             code="hip-compile",
         )

@@ -125,12 +125,28 @@ def test_offline_errors_name_what_needs_device_libraries() -> None:
     assert info.value.code == "hip-compile" and "__ocml_exp_f64" in info.value.hint
 
 
-def test_an_arch_the_hiprtc_cannot_target_is_an_error_not_an_abort() -> None:
+@pytest.mark.parametrize("arch", ["gfx942", "gfx1100"])
+def test_an_arch_the_hiprtc_cannot_target_is_an_error_not_an_abort(arch: str) -> None:
     _need(hiprtc.unavailable())
-    if hiprtc.runtime_version() >= hiprtc.MI300_SINCE:
-        pytest.skip("this hipRTC targets gfx942")
-    with pytest.raises(tv.CompileError, match="cannot compile for gfx942"):
-        hiprtc.compile_code_object('extern "C" __global__ void k() {}', "gfx942")
+    if hiprtc.knows(arch):
+        pytest.skip(f"this hipRTC targets {arch}")
+    with pytest.raises(tv.CompileError, match=f"cannot compile for {arch}"):
+        hiprtc.compile_code_object('extern "C" __global__ void k() {}', arch)
+
+
+@tv.kernel
+def _double(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    start = tv.block_id(0) * 256
+    tv.store(out, tv.load(x, [start], [256]) * 2.0, [start])
+
+
+def test_the_backend_builds_with_clang_what_the_hiprtc_cannot() -> None:
+    _need(clang.unavailable())
+    x = np.zeros(256, np.float32)
+    for arch in ("gfx90a", "gfx942", "gfx1100"):
+        built = _double.compile(f"hip:{arch}", x, x)
+        assert built.binary[:4] == b"\x7fELF"
+        assert built.compiler.startswith("hiprtc" if hiprtc.knows(arch) else "clang")
 
 
 def test_the_compiler_fingerprint_names_hiprtcs_version() -> None:

@@ -36,7 +36,7 @@ def test_the_default_amd_target_is_mi300() -> None:
     assert amd_target() == amd_target("gfx942")
 
 
-@pytest.mark.parametrize("arch", ["gfx908", "gfx1100", "sm_90a", ""])
+@pytest.mark.parametrize("arch", ["gfx908", "gfx1030", "sm_90a", ""])
 def test_an_unknown_amd_arch_is_a_compile_error(arch: str) -> None:
     with pytest.raises(CompileError) as info:
         amd_target(arch)
