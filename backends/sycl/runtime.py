@@ -387,16 +387,37 @@ def _pad(data: np.ndarray) -> np.ndarray:
 
 
 class _Staged:
-    """A host tensor copied into device memory for one launch, and back after it."""
+    """A host tensor copied into device memory for one launch, and back after it.
+
+    A strided view keeps its strides: the span of memory it covers is staged, gaps included, so
+    the kernel reads it with the strides it was specialized for (its vector widths come from
+    them) and that ``x.stride(d)`` reports, as on every other device. Element 0 is placed on a
+    16-byte boundary of the allocation."""
 
     def __init__(self, host: HostTensor, q: Any) -> None:
         self.host = host
-        data = _kernel_bytes(host)
+        self.shape = host.shape
+        span = _strided_span(host)
+        if span is None:  # packed arrays and C-ordered arrays: their bytes as they are
+            self.span_count, self.first = 0, 0
+            self.strides = c_strides(host.shape)
+            data = _kernel_bytes(host)
+        else:
+            codes, first = span
+            lead = -first % max(1, 128 // _gcd_bits(host.dtype.bits))  # element 0 at 16 bytes
+            if lead:
+                codes = np.concatenate([np.zeros(lead, codes.dtype), codes])
+            self.span_count, self.first = codes.size, first + lead
+            self.strides = host.strides
+            if host.dtype.bits in (8, 16, 32, 64):
+                data = np.ascontiguousarray(codes).view(np.uint8)
+            else:
+                data = dts.pack_codes(np.ascontiguousarray(codes), host.dtype.bits)
         self.nbytes = data.nbytes
         self.memory = dpmem.MemoryUSMDevice(_padded(data.nbytes), queue=q)
         self.memory.copy_from_host(_pad(data))
-        self.shape = host.shape
-        self.strides = c_strides(host.shape)
+        offset = self.first * host.dtype.bits // 8
+        self.pointer = self.memory if not offset else _usm_at(self.memory, offset)
 
     def finish(self) -> None:
         raw = np.empty(self.memory.nbytes, np.uint8)
@@ -410,13 +431,69 @@ class _Staged:
                 source.data.copy_(sys.modules["torch"].from_numpy(raw.copy()))
             host.codes[...] = source.codes().reshape(host.codes.shape)
             return
+        count = self.span_count or int(np.prod(host.shape))
         if host.dtype.bits in (8, 16, 32, 64):
-            codes = raw.view(host.codes.dtype).reshape(host.shape)
+            flat = raw.view(host.codes.dtype)[:count]
         else:
-            count = int(np.prod(host.shape))
-            codes = dts.unpack_codes(raw, host.dtype.bits, count).reshape(host.shape)
+            flat = dts.unpack_codes(raw, host.dtype.bits, count).astype(host.codes.dtype)
+        if self.span_count:  # the view's elements, read with its strides from the span
+            itemsize = flat.itemsize
+            codes = np.lib.stride_tricks.as_strided(
+                flat[self.first :], host.shape, tuple(s * itemsize for s in host.strides)
+            )
+        else:
+            codes = flat.reshape(host.shape)
         if not np.array_equal(codes, host.codes):  # inputs may be read-only
             host.codes[...] = codes.astype(host.codes.dtype)
+
+
+class _UsmSlice:
+    """Bytes ``offset`` on of a USM allocation, for dpctl to wrap (a kernel argument must be a
+    dpctl memory object; a plain address is refused)."""
+
+    def __init__(self, memory: Any, offset: int) -> None:
+        self.memory = memory  # kept alive with the slice
+        self.__sycl_usm_array_interface__ = {
+            "data": (int(memory._pointer) + offset, False),
+            "shape": (memory.nbytes - offset,),
+            "strides": None,
+            "typestr": "|u1",
+            "version": 1,
+            "syclobj": memory.sycl_queue,
+        }
+
+
+def _usm_at(memory: Any, offset: int) -> Any:
+    """A dpctl memory object for the bytes of ``memory`` from ``offset`` on (no copy)."""
+    return dpmem.as_usm_memory(_UsmSlice(memory, offset))
+
+
+def _gcd_bits(bits: int) -> int:
+    """The largest power of two (up to 128) dividing ``bits``: 128 // it elements are 16 bytes
+    or a multiple of them."""
+    g = 1
+    while g < 128 and bits % (2 * g) == 0:
+        g *= 2
+    return g
+
+
+def _strided_span(host: HostTensor) -> tuple[np.ndarray, int] | None:
+    """For a strided (not C-ordered) view: its codes over the whole memory span it covers, one
+    dimension, and where its element 0 lies in it. None for packed or C-ordered arrays."""
+    codes = host.codes
+    if isinstance(host.source, PackedArray) or codes.ndim == 0 or codes.size == 0:
+        return None
+    if tuple(host.strides) == c_strides(host.shape) or any(
+        s % codes.itemsize for s in codes.strides
+    ):
+        return None
+    shape, strides = codes.shape, host.strides
+    low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)  # elements, <= 0
+    high = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    lowest = codes[tuple(slice(n - 1, n) if s < 0 else slice(0, 1) for n, s in zip(shape, strides))]
+    span = np.lib.stride_tricks.as_strided(lowest, (high - low + 1,), (codes.itemsize,),
+                                           writeable=False)  # fmt: skip
+    return span, -low
 
 
 # ----- launching --------------------------------------------------------------------------------
@@ -452,7 +529,7 @@ def _param_value(
         return arg
     tensor = staged.get(p.arg) or args[p.arg]
     if p.kind == "tensor":
-        return tensor.memory if isinstance(tensor, _Staged) else tensor.pointer
+        return tensor.pointer
     return ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
 
 

@@ -226,3 +226,81 @@ def test_device_names_use_dpctl_filter_strings(sycl) -> None:
     names = runtime.device_names()
     assert "sycl:opencl:cpu:0" in names
     assert runtime.target("sycl:opencl:cpu").warp_size == 16
+
+
+@pytest.mark.parametrize("warps", [4, 8])
+@pytest.mark.parametrize("wtype", [tv.i3, tv.u5, tv.i1, tv.u7], ids=str)
+def test_a_block_is_warps_sub_groups_and_its_viewed_bits_round_trip(
+    sycl, rng, wtype: tv.DataType, warps: int
+) -> None:
+    # A block is warps * 16 work-items here (not warps * 32): the view round trip covers
+    # exactly that many threads' bytes, its packed sub-byte stores lose no neighbour's bits, and
+    # the bytes of an array past the block stay as they were. The interpreter, given a block of
+    # the same number of threads, agrees bit for bit.
+    from tests.tilevm.kernels import view_roundtrip
+
+    sub_group = runtime.target(DEVICE).warp_size
+    assert sub_group == 16
+    threads, nbytes = warps * sub_group, wtype.bits  # nbytes bytes a thread: 8 elements
+    raw = rng.integers(0, 256, 2 * threads * nbytes, dtype=np.uint8)  # twice the block's share
+    out, values = np.empty_like(raw), tv.PackedArray.empty((2 * threads * 8,), wtype)
+    _poison(out)
+    _poison(values)
+    poison_out, poison_values = out.copy(), values.codes().copy()
+    ref_out, ref_values = out.copy(), copy.deepcopy(values)
+    kwargs = dict(WTYPE=wtype, BYTES=nbytes, warps=warps)
+    built = _sycl_launch(view_roundtrip, (1,), (raw, out, values), kwargs)
+    assert built.num_threads == threads
+    mine = threads * nbytes
+    np.testing.assert_array_equal(out[:mine], raw[:mine])
+    np.testing.assert_array_equal(out[mine:], poison_out[mine:])
+    expected = tv.unpack(raw, wtype, 2 * threads * 8, bits=True)
+    np.testing.assert_array_equal(values.codes()[: threads * 8], expected[: threads * 8])
+    np.testing.assert_array_equal(values.codes()[threads * 8 :], poison_values[threads * 8 :])
+    interp_warps = threads // 32  # the interpreter's warps are 32 threads
+    view_roundtrip[1,](raw, ref_out, ref_values, WTYPE=wtype, BYTES=nbytes, warps=interp_warps,
+                       device="interp")  # fmt: skip
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(values.codes(), ref_values.codes())
+
+
+@tv.kernel
+def strided_copy(x: tv.Tensor, out: tv.Tensor, info: tv.Tensor[tv.i32], BM: tv.constexpr,
+                 BN: tv.constexpr):  # fmt: skip
+    i, j = tv.block_id(0) * BM, tv.block_id(1) * BN
+    tv.store(out, tv.load(x, [i, j], [BM, BN]), [i, j])
+    n = tv.arange(0, 4)
+    strides = tv.where(n == 0, x.stride(0), tv.where(n == 1, x.stride(1),
+                       tv.where(n == 2, out.stride(0), out.stride(1))))  # fmt: skip
+    tv.store(info, tv.zeros([4], tv.i32) + strides, [0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, ml_dtypes.int4], ids=["f32", "u8", "i4"])
+def test_strided_host_views_keep_their_strides_on_the_device(sycl, rng, dtype) -> None:
+    # A numpy view is staged with its gaps, not compacted: the kernel reads the strides it was
+    # specialized for (compacting [::2, 1::3] of 70 x 90 would give a row stride of 30, not 180)
+    # and writes only the view's elements of a strided output; negative strides included.
+    if dtype == np.float32:
+        base = rng.standard_normal((70, 90)).astype(dtype)
+    else:
+        low, high = (-8, 8) if dtype == ml_dtypes.int4 else (0, 256)
+        base = rng.integers(low, high, (70, 90)).astype(dtype)
+    cases = [(base[::2, 1::3], (70, 90), np.s_[::2, ::3]),
+             (base[::-1, 5:65], (140, 80), np.s_[::-2, 7:67])]  # fmt: skip
+    for x, whole_shape, pick in cases:
+        whole = np.empty(whole_shape, dtype)
+        _poison(whole) if dtype != ml_dtypes.int4 else whole.fill(dtype(-1))
+        poisoned, out = whole.copy(), whole[pick]
+        info = np.full(4, -1, np.int32)
+        grid = (tv.cdiv(x.shape[0], 16), tv.cdiv(x.shape[1], 32))
+        _sycl_launch(strided_copy, grid, (x, out, info), {"BM": 16, "BN": 32})
+        size = np.dtype(dtype).itemsize
+        np.testing.assert_array_equal(
+            info, [*(s // size for s in x.strides), *(s // size for s in out.strides)]
+        )
+        np.testing.assert_array_equal(np.ascontiguousarray(out).view(np.uint8),
+                                      np.ascontiguousarray(x).view(np.uint8))  # fmt: skip
+        untouched = np.ones(whole.shape, bool)
+        untouched[pick] = False
+        np.testing.assert_array_equal(whole[untouched].view(np.uint8),
+                                      poisoned[untouched].view(np.uint8))  # fmt: skip
