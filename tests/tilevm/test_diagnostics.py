@@ -95,3 +95,21 @@ def test_compile_errors_keep_internal_causes_chained() -> None:
     with pytest.raises(tv.CompileError) as info:
         bad.runtime_python_call[1,](F32)
     assert "sorted" in info.value.message
+
+
+@tv.kernel
+def _fixed_layout(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    v = tv.load(x, [0], [64], layout=tv.layouts.spatial(32) * tv.layouts.local(2))
+    tv.store(out, v + 1.0, [0])
+
+
+@pytest.mark.parametrize("device", ["cpu:intel", "cpu:amd"])  # warps of 16 and of 64 threads
+def test_a_layout_over_other_than_the_blocks_threads_is_an_error(device: str) -> None:
+    """spatial(32) in a block of 16 threads left half the tile unwritten, silently."""
+    x, out = np.arange(64, dtype=np.float32), np.full(64, np.nan, np.float32)
+    with pytest.raises(tv.ShapeError) as info:
+        _fixed_layout[1,](x, out, device=device, warps=1)
+    assert "threads differ from the block's" in str(info.value)
+    assert info.value.location is not None and info.value.location.line > 0
+    _fixed_layout[1,](x, out, device="cpu", warps=1)  # 32 threads: the layout fits
+    np.testing.assert_array_equal(out, x + 1)

@@ -9,6 +9,7 @@ import pytest
 import tilevm as tv
 from tests.devices import at
 from tests.tilevm import kernels as k
+from tilevm.runtime import registry
 
 BLOCK = 128
 N = 3 * BLOCK + 37  # three full tiles and a ragged edge
@@ -298,7 +299,7 @@ def test_arange_expand_dims_reshape_broadcast(device: str, rng: np.random.Genera
 def test_view_reinterprets_each_threads_bits_and_round_trips(
     device: str, wtype: tv.DataType, rng: np.random.Generator
 ) -> None:
-    threads = 128
+    threads = 4 * registry.backend_for(device).warp_size(device)  # the default 4 warps
     nbytes = wtype.bits  # per thread: bits bytes = 8 elements, a whole number for every width
     raw = rng.integers(0, 256, threads * nbytes, dtype=np.uint8)
     out = np.zeros_like(raw)

@@ -68,6 +68,7 @@ def _axis(tr: Translator, axis: Any) -> None:
 def _load(
     tr: Translator, tensor: Any, offsets: Any, shape: Any, other: Any = 0, layout: Any = None
 ) -> Var:
+    ops.check_threads(tr.b, layout, tr.num_threads)
     return ops.load(tr.b, tensor, offsets, shape, other, layout)
 
 
@@ -186,6 +187,7 @@ def _cast(tr: Translator, x: Any, dtype: DataType) -> Any:
 
 @handles("view")
 def _view(tr: Translator, x: Any, dtype: Any = None, layout: Any = None) -> Var:
+    ops.check_threads(tr.b, layout, tr.num_threads)
     return ops.view(tr.b, x, None if dtype is None else _dtype(tr, dtype), layout, tr.num_threads)
 
 
@@ -217,6 +219,7 @@ def _transpose(tr: Translator, x: Any, dims: Any = None) -> Var:
 
 @handles("annotate")
 def _annotate(tr: Translator, x: Any, layout: Any) -> Var:
+    ops.check_threads(tr.b, layout, tr.num_threads)
     return ops.annotate(tr.b, x, layout)
 
 

@@ -204,6 +204,19 @@ def _check_layout(b: Builder, layout: Any, shape: tuple[int, ...]) -> None:
         )
 
 
+def check_threads(b: Builder, layout: Any, threads: int) -> None:
+    """A layout the kernel gives spreads a tile over exactly the block's threads: with fewer
+    or more, part of the block would hold nothing or part of the tile would be held by no thread
+    (the block is warps x the target's warp size: 32 on NVIDIA, 64 on AMD CDNA, 16 on Intel)."""
+    if isinstance(layout, RegisterLayout) and layout.num_threads != threads:
+        raise b.shape_error(
+            "the layout's threads differ from the block's",
+            expected=f"a layout over the block's {threads} threads",
+            found=f"{layout!r}: {layout.num_threads} threads",
+            hint="build the layout from tv.num_threads() (the warp size depends on the target)",
+        )
+
+
 def annotate(b: Builder, x: Any, layout: RegisterLayout) -> Var:
     x = b.require_tile(x, "annotate")
     _check_layout(b, layout, x.type.shape)
