@@ -259,3 +259,22 @@ def test_pairs_of_16_bit_floats_round_once_like_the_vm(kind: str, op: str) -> No
     nan = np.isnan(want.astype(np.float32))
     np.testing.assert_array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan])
     assert np.isnan(got[nan].astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("field", [tv.u4, tv.i3, tv.f4e2m1fn, tv.f8e4m3fn], ids=str)
+def test_sub_byte_fields_become_halves_with_packed_instructions(field: tv.DataType) -> None:
+    """The magic-number cast of packed fields to f16 runs two values per instruction on CDNA
+    (v_pk_add_f16 / v_pk_mul_f16, masks merged by v_and_or_b32), with no per-value convert."""
+    _need(clang.unavailable())
+    _need_objdump()
+    from tests.lowering.test_packed_cast import SLOTS, cast_fields, interleaved
+
+    threads = 64  # one wave
+    packed = np.zeros(threads * SLOTS * field.bits // 32, np.uint32)
+    y = np.zeros(threads * SLOTS, np.float16)
+    order = interleaved(field.bits, threads)
+    built = cast_fields.compile("hip:gfx942", packed, y, FIELD=field, ORDER=order, warps=1)
+    ops = re.findall(r"^\s+(v_[a-z0-9_]+)", built.disassembly(), re.M)
+    packed_ops = [op for op in ops if op.startswith(("v_pk_add_f16", "v_pk_mul_f16"))]
+    assert len(packed_ops) >= SLOTS // 2, ops  # one per pair of fields
+    assert not [op for op in ops if op.startswith("v_cvt")], ops
