@@ -2,7 +2,8 @@
 (``sycl:opencl:cpu:0``, ``sycl:level_zero:gpu:0``), compile targets ``sycl:<Intel family>``
 (``sycl:xe``, ``sycl:pvc``) for rendering. SYCL source is compiled at run time for a device
 (the kernel-compiler extension, through dpctl), so building needs that device; launches take
-numpy arrays and packed arrays (copied in and out), USM tensors and torch XPU tensors."""
+numpy arrays and packed arrays (copied in and out) and USM tensors (torch XPU tensors: not
+yet, a clear error)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from tilevm.backends.sycl import runtime
 from tilevm.backends.sycl.renderer import SyclRenderer
 from tilevm.backends.sycl.target import INTEL_GPUS, intel_target, opencl_cpu_target
-from tilevm.errors import CompileError
+from tilevm.errors import CompileError, LaunchTypeError
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
@@ -106,6 +107,17 @@ class SyclBackend(Backend):
         return runtime.accepts(value)
 
     def tensor(self, value: Any, name: str) -> Any:
+        device = torch_device(value)
+        if device is not None and device.type == "xpu":
+            # dpctl's submit takes USM memory objects, not raw pointers: torch's XPU memory
+            # would need wrapping in its SYCL context first (not done; no XPU to test it on)
+            raise LaunchTypeError(
+                f"argument '{name}' is a torch XPU tensor, which the SYCL backend cannot pass yet",
+                expected="a numpy array, a tv.PackedArray or a UsmTensor",
+                found=f"a torch tensor on {device}",
+                hint="x.cpu().numpy() (copied in and out around the launch)",
+                code="sycl-xpu",
+            )
         return runtime.tensor_arg(value, name)
 
     def launch(self, built: SyclKernel, grid, tensors, scalars, device: str) -> None:

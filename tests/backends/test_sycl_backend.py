@@ -304,3 +304,14 @@ def test_strided_host_views_keep_their_strides_on_the_device(sycl, rng, dtype) -
         untouched[pick] = False
         np.testing.assert_array_equal(whole[untouched].view(np.uint8),
                                       poisoned[untouched].view(np.uint8))  # fmt: skip
+
+
+def test_a_torch_xpu_tensor_is_refused_with_a_clear_error(monkeypatch) -> None:
+    import torch
+
+    from tilevm.backends.sycl import backend
+
+    monkeypatch.setattr(backend, "torch_device", lambda value: torch.device("xpu", 0))
+    with pytest.raises(tv.LaunchTypeError) as info:
+        backend.BACKEND.tensor(np.zeros(3, np.float32), "x")
+    assert info.value.code == "sycl-xpu" and "x.cpu()" in info.value.hint
