@@ -20,6 +20,7 @@ while f64 transcendentals and ``printf`` (``__ockl_*`` hostcalls) stay undefined
 
 from __future__ import annotations
 
+from tilevm.backends import prelude
 from tilevm.backends.cstyle import MATH, CStyleRenderer
 from tilevm.lowering import thread_ir as t
 
@@ -34,15 +35,9 @@ HEAD = r"""
 // device printf is hostcalls into ROCm's device library (__ockl_printf_*): undefined offline
 extern "C" __device__ int printf(const char*, ...);
 #endif
-// (the integer types as hipRTC's runtime header spells them)
-typedef signed char int8_t;
-typedef unsigned char uint8_t;
-typedef short int16_t;
-typedef unsigned short uint16_t;
-typedef int int32_t;
-typedef unsigned int uint32_t;
-typedef long long int64_t;
-typedef unsigned long long uint64_t;
+"""
+
+MACROS = r"""
 #define TV_INLINE __device__ __attribute__((always_inline)) inline
 #define TV_BITS_TO_FLOAT(u) __builtin_bit_cast(float, (uint32_t)(u))
 #define TV_FLOAT_TO_BITS(f) __builtin_bit_cast(uint32_t, (float)(f))
@@ -141,7 +136,7 @@ TV_BFLOAT2_OP(tv_bfloat2_sub, -)
 TV_BFLOAT2_OP(tv_bfloat2_mul, *)
 """
 
-DEVICE = r"""
+GRID_AND_MATH = r"""
 #define __float_as_uint(x) tv_f2u(x)
 #define __uint_as_float(x) tv_u2f(x)
 #define __double_as_longlong(x) tv_d2ll(x)
@@ -158,79 +153,6 @@ TV_INLINE int tv_num_groups(int d) {
 // __syncthreads: release the block's writes, meet, acquire the others' (what HIP's does).
 #define tv_barrier() do { __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup"); \
     __builtin_amdgcn_s_barrier(); __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup"); } while (0)
-
-// Two consecutive 16-bit slots of a register array read / written as one word.
-template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
-    return *reinterpret_cast<const uint32_t*>(p);
-}
-template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
-    *reinterpret_cast<uint32_t*>(p) = v;
-    return v;
-}
-// 0xffff in each 16-bit lane where a and b agree.
-TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) {
-    uint32_t x = a ^ b;
-    return ((x & 0xffffu) ? 0u : 0xffffu) | ((x >> 16) ? 0u : 0xffff0000u);
-}
-
-// ---- one aligned access of N elements (16 bytes at most): global_load_dwordx4, ds_read_b128.
-// Elements under 32 bits move as whole 32-bit words, so MFMA operands are never split up.
-template <typename T, int N> struct __attribute__((aligned(sizeof(T) * N))) tv_vec { T v[N]; };
-template <int B> struct tv_words_of;
-template <> struct tv_words_of<4> { typedef uint32_t type; };
-template <> struct tv_words_of<8> { typedef tv_u32x2 type; };
-template <> struct tv_words_of<16> { typedef tv_u32x4 type; };
-template <typename T, int N> __device__ constexpr bool tv_by_words() {
-    return sizeof(T) < 4 && sizeof(T) * N >= 4;
-}
-template <typename T, int N> TV_INLINE void tv_vload(T* dst, const T* src) {
-    if constexpr (tv_by_words<T, N>()) {
-        typedef typename tv_words_of<sizeof(T) * N>::type W;
-        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
-    } else {
-        tv_vec<T, N> tmp = *reinterpret_cast<const tv_vec<T, N>*>(src);
-        #pragma unroll
-        for (int i = 0; i < N; ++i) dst[i] = tmp.v[i];
-    }
-}
-template <typename T, int N> TV_INLINE void tv_vstore(T* dst, const T* src) {
-    if constexpr (tv_by_words<T, N>()) {
-        typedef typename tv_words_of<sizeof(T) * N>::type W;
-        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
-    } else {
-        tv_vec<T, N> tmp;
-        #pragma unroll
-        for (int i = 0; i < N; ++i) tmp.v[i] = src[i];
-        *reinterpret_cast<tv_vec<T, N>*>(dst) = tmp;
-    }
-}
-template <typename T, int N> TV_INLINE void tv_vfill(T* dst, T value) {
-    if constexpr (tv_by_words<T, N>()) {
-        uint32_t bits = 0;
-        #pragma unroll
-        for (int i = 0; i < (int)(4 / sizeof(T)); ++i) reinterpret_cast<T*>(&bits)[i] = value;
-        #pragma unroll
-        for (int i = 0; i < (int)(sizeof(T) * N / 4); ++i)
-            reinterpret_cast<uint32_t*>(dst)[i] = bits;
-    } else {
-        #pragma unroll
-        for (int i = 0; i < N; ++i) dst[i] = value;
-    }
-}
-
-// ---- integers and floats
-template <int B> TV_INLINE int32_t tv_sext(uint32_t x) {
-    return (int32_t)(x << (32 - B)) >> (32 - B);
-}
-TV_INLINE float tv_max(float a, float b) { return (a != a || a > b) ? a : b; }
-TV_INLINE float tv_min(float a, float b) { return (a != a || a < b) ? a : b; }
-TV_INLINE double tv_max(double a, double b) { return (a != a || a > b) ? a : b; }
-TV_INLINE double tv_min(double a, double b) { return (a != a || a < b) ? a : b; }
-template <typename T> TV_INLINE T tv_max(T a, T b) { return a > b ? a : b; }
-template <typename T> TV_INLINE T tv_min(T a, T b) { return a < b ? a : b; }
-template <typename T> TV_INLINE T tv_abs(T a) { return a < 0 ? (T)(0 - a) : a; }
-TV_INLINE float tv_abs(float a) { return __builtin_fabsf(a); }
-TV_INLINE double tv_abs(double a) { return __builtin_fabs(a); }
 
 // Math: instructions where the hardware has them; ROCm's device library under hipRTC.
 #if defined(__HIPCC_RTC__)
@@ -286,70 +208,14 @@ TV_INLINE float tv_ceil(float x) { return __builtin_ceilf(x); }
 TV_INLINE double tv_ceil(double x) { return __builtin_ceil(x); }
 TV_INLINE float tv_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 TV_INLINE double tv_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+"""
 
-// Python's // and % (floor), with x // 0 == 0 and x % 0 == x for integers.
-template <typename T> TV_INLINE T tv_floordiv(T a, T b) {
-    if (b == 0) return 0;
-    T q = a / b;
-    return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-template <typename T> TV_INLINE T tv_mod(T a, T b) {
-    if (b == 0) return a;
-    T r = a % b;
-    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-template <typename F> TV_INLINE F tv_fmod_floor(F a, F b, F* div) {
-    F mod = __builtin_fmod(a, b);
-    if (b == 0) { *div = a / b; return mod; }
-    F d = (a - mod) / b;
-    if (mod != 0) { if ((b < 0) != (mod < 0)) { mod += b; d -= 1; } }
-    else { mod = __builtin_copysign((F)0, b); }
-    F fl;
-    if (d != 0) { fl = __builtin_floor(d); if (d - fl > (F)0.5) fl += 1; }
-    else { fl = __builtin_copysign((F)0, a / b); }
-    *div = fl;
-    return mod;
-}
-TV_INLINE float tv_floordiv(float a, float b) { float d; tv_fmod_floor(a, b, &d); return d; }
-TV_INLINE double tv_floordiv(double a, double b) { double d; tv_fmod_floor(a, b, &d); return d; }
-TV_INLINE float tv_mod(float a, float b) { float d; return tv_fmod_floor(a, b, &d); }
-TV_INLINE double tv_mod(double a, double b) { double d; return tv_fmod_floor(a, b, &d); }
-TV_INLINE float tv_pow(float a, float b) { return (float)tv_pow_f64((double)a, (double)b); }
-TV_INLINE double tv_pow(double a, double b) { return tv_pow_f64(a, b); }
-template <typename T> TV_INLINE T tv_pow(T a, T b) {
-    if (b < 0) return 0;
-    T r = 1;
-    while (b) {
-        if (b & 1) r = (T)((unsigned long long)r * (unsigned long long)a);
-        a = (T)((unsigned long long)a * (unsigned long long)a);
-        b >>= 1;
-    }
-    return r;
-}
-template <typename T> TV_INLINE T tv_shl(T a, T b, int bits) {
-    return (b < 0 || b >= bits) ? (T)0 : (T)((unsigned long long)a << b);
-}
-template <typename T> TV_INLINE T tv_shr(T a, T b, int bits) {
-    return a >> (b < 0 ? 0 : (b > (T)(sizeof(T) * 8 - 1) ? (T)(sizeof(T) * 8 - 1) : b));
-}
-// float -> integer of B bits: truncate, saturate, NaN -> 0.
-template <typename T, int B, bool S> TV_INLINE T tv_f2i(double x) {
-    if (x != x) return 0;
-    const double hi = S ? __builtin_ldexp(1.0, B - 1) : __builtin_ldexp(1.0, B);
-    const double lo = S ? -__builtin_ldexp(1.0, B - 1) : 0.0;
-    if (x >= hi) return S ? (T)((1ull << (B - 1)) - 1) : (T)(B == 64 ? ~0ull : (1ull << B) - 1);
-    if (x <= lo) return S ? (T)(-(long long)(1ull << (B - 1))) : (T)0;
-    return S ? (T)(long long)__builtin_trunc(x) : (T)(unsigned long long)__builtin_trunc(x);
-}
+# Builtins only (no libm offline); pow on doubles is the device library's, declared above.
+SPELLING = prelude.Spelling(
+    math="__builtin_", fabsf="__builtin_fabsf", pow="tv_pow_f64", u32x2="tv_u32x2", u32x4="tv_u32x4"
+)
 
-// ---- bit-packed tensors: element i of a B-bit tensor is bits [i*B, (i+1)*B) of the bytes.
-TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
-    const uint8_t* q = p + (pos >> 3);
-    int shift = (int)(pos & 7);
-    unsigned long long w = q[0];
-    for (int k = 1; k < 5 && shift + bits > 8 * k; ++k) w |= (unsigned long long)q[k] << (8 * k);
-    return (uint32_t)((w >> shift) & ((1ull << bits) - 1ull));
-}
+DEVICE = r"""
 // Neighbouring elements share bytes with other threads: update 32-bit words atomically.
 TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code) {
     unsigned long long addr = (unsigned long long)p + (pos >> 3);
@@ -497,7 +363,16 @@ TV_INLINE void tv_wmma_f32_16x16x16_bf16(float* c, const tv_bfloat16* a, const t
 #endif
 """
 
-PRELUDE = HEAD + CONVERSIONS + DEVICE
+PRELUDE = (
+    HEAD
+    + prelude.FIXED_WIDTH_INTS
+    + MACROS
+    + CONVERSIONS
+    + GRID_AND_MATH
+    + prelude.LANES16_EQ
+    + prelude.helpers(SPELLING)
+    + DEVICE
+)
 
 
 class HipRenderer(CStyleRenderer):

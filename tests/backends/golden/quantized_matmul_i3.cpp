@@ -33,14 +33,19 @@ TV_INLINE tv_bfloat16 tv_float_to_bf16(float f) {
     return sycl::bit_cast<tv_bfloat16>((uint16_t)r);
 }
 
-// One aligned access of N elements (16 bytes at most). Elements under 32 bits move between
-// memory and their (16-byte aligned) register array as whole 32-bit words.
+// 8 and 16 bytes as 32-bit words, the values whole-word vector accesses move.
+struct tv_u32x2 { uint32_t w[2]; };
+struct alignas(16) tv_u32x4 { uint32_t w[4]; };
+
+// One aligned access of N elements (16 bytes at most): LDG.128, global_load_dwordx4 and friends.
+// Elements under 32 bits move between memory and their (16-byte aligned) register array as
+// whole 32-bit words, so the registers that matrix instructions read are never split up.
 template <typename T, int N> struct alignas(sizeof(T) * N) tv_vec { T v[N]; };
 template <int B> struct tv_words_of;  // B bytes as unsigned 32-bit words
 template <> struct tv_words_of<4> { typedef uint32_t type; };
-template <> struct alignas(8) tv_words_of<8> { struct type { uint32_t w[2]; }; };
-template <> struct tv_words_of<16> { struct alignas(16) type { uint32_t w[4]; }; };
-template <typename T, int N> constexpr bool tv_by_words() {
+template <> struct tv_words_of<8> { typedef tv_u32x2 type; };
+template <> struct tv_words_of<16> { typedef tv_u32x4 type; };
+template <typename T, int N> TV_INLINE constexpr bool tv_by_words() {
     return sizeof(T) < 4 && sizeof(T) * N >= 4;
 }
 template <typename T, int N> TV_INLINE void tv_vload(T* dst, const T* src) {
@@ -79,6 +84,15 @@ template <typename T, int N> TV_INLINE void tv_vfill(T* dst, T value) {
         #pragma unroll
         for (int i = 0; i < N; ++i) dst[i] = value;
     }
+}
+// Two consecutive 16-bit slots of a register array read as one word.
+template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
+}
+// Two consecutive 16-bit slots of a register array written as one word.
+template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
+    *reinterpret_cast<uint32_t*>(p) = v;
+    return v;
 }
 
 // Sign-extend the low B bits.
@@ -155,10 +169,6 @@ template <typename T, int B, bool S> TV_INLINE T tv_f2i(double x) {
     return S ? (T)(long long)sycl::trunc(x) : (T)(unsigned long long)sycl::trunc(x);
 }
 
-// Relaxed device-wide atomics on global memory.
-template <typename T> using tv_atomic = sycl::atomic_ref<T, sycl::memory_order::relaxed,
-    sycl::memory_scope::device, sycl::access::address_space::global_space>;
-
 // Bit-packed tensors: element i of a B-bit tensor is bits [i*B, (i+1)*B) of the bytes.
 TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
     const uint8_t* q = p + (pos >> 3);
@@ -167,6 +177,11 @@ TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
     for (int k = 1; k < 5 && shift + bits > 8 * k; ++k) w |= (unsigned long long)q[k] << (8 * k);
     return (uint32_t)((w >> shift) & ((1ull << bits) - 1ull));
 }
+
+// Relaxed device-wide atomics on global memory.
+template <typename T> using tv_atomic = sycl::atomic_ref<T, sycl::memory_order::relaxed,
+    sycl::memory_scope::device, sycl::access::address_space::global_space>;
+
 // Neighbouring elements share bytes with other work-items: update 32-bit words atomically.
 TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code) {
     unsigned long long addr = (unsigned long long)p + (pos >> 3);
@@ -245,19 +260,11 @@ TV_INLINE uint32_t tv_bfloat2_mul(uint32_t a, uint32_t b) {
     return tv_pair16<tv_bfloat16>(a, b, [](tv_bfloat16 x, tv_bfloat16 y) {
         return tv_float_to_bf16(tv_bf16_to_float(x) * tv_bf16_to_float(y)); });
 }
-// Two consecutive 16-bit slots of a register array read as one word.
-template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
-    return *reinterpret_cast<const uint32_t*>(p);
-}
+
 // 0xffff in each 16-bit lane where a and b agree.
 TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) {
     uint32_t d = a ^ b;
     return ((d & 0xffffu) ? 0u : 0xffffu) | ((d >> 16) ? 0u : 0xffff0000u);
-}
-// Two consecutive 16-bit slots of a register array written as one word.
-template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
-    *reinterpret_cast<uint32_t*>(p) = v;
-    return v;
 }
 
 extern "C"

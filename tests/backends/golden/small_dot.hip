@@ -8,7 +8,8 @@
 // device printf is hostcalls into ROCm's device library (__ockl_printf_*): undefined offline
 extern "C" __device__ int printf(const char*, ...);
 #endif
-// (the integer types as hipRTC's runtime header spells them)
+
+// (the integer types as the CUDA and HIP runtime headers spell them)
 typedef signed char int8_t;
 typedef unsigned char uint8_t;
 typedef short int16_t;
@@ -17,6 +18,7 @@ typedef int int32_t;
 typedef unsigned int uint32_t;
 typedef long long int64_t;
 typedef unsigned long long uint64_t;
+
 #define TV_INLINE __device__ __attribute__((always_inline)) inline
 #define TV_BITS_TO_FLOAT(u) __builtin_bit_cast(float, (uint32_t)(u))
 #define TV_FLOAT_TO_BITS(f) __builtin_bit_cast(uint32_t, (float)(f))
@@ -127,79 +129,6 @@ TV_INLINE int tv_num_groups(int d) {
 #define tv_barrier() do { __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup"); \
     __builtin_amdgcn_s_barrier(); __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup"); } while (0)
 
-// Two consecutive 16-bit slots of a register array read / written as one word.
-template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
-    return *reinterpret_cast<const uint32_t*>(p);
-}
-template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
-    *reinterpret_cast<uint32_t*>(p) = v;
-    return v;
-}
-// 0xffff in each 16-bit lane where a and b agree.
-TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) {
-    uint32_t x = a ^ b;
-    return ((x & 0xffffu) ? 0u : 0xffffu) | ((x >> 16) ? 0u : 0xffff0000u);
-}
-
-// ---- one aligned access of N elements (16 bytes at most): global_load_dwordx4, ds_read_b128.
-// Elements under 32 bits move as whole 32-bit words, so MFMA operands are never split up.
-template <typename T, int N> struct __attribute__((aligned(sizeof(T) * N))) tv_vec { T v[N]; };
-template <int B> struct tv_words_of;
-template <> struct tv_words_of<4> { typedef uint32_t type; };
-template <> struct tv_words_of<8> { typedef tv_u32x2 type; };
-template <> struct tv_words_of<16> { typedef tv_u32x4 type; };
-template <typename T, int N> __device__ constexpr bool tv_by_words() {
-    return sizeof(T) < 4 && sizeof(T) * N >= 4;
-}
-template <typename T, int N> TV_INLINE void tv_vload(T* dst, const T* src) {
-    if constexpr (tv_by_words<T, N>()) {
-        typedef typename tv_words_of<sizeof(T) * N>::type W;
-        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
-    } else {
-        tv_vec<T, N> tmp = *reinterpret_cast<const tv_vec<T, N>*>(src);
-        #pragma unroll
-        for (int i = 0; i < N; ++i) dst[i] = tmp.v[i];
-    }
-}
-template <typename T, int N> TV_INLINE void tv_vstore(T* dst, const T* src) {
-    if constexpr (tv_by_words<T, N>()) {
-        typedef typename tv_words_of<sizeof(T) * N>::type W;
-        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
-    } else {
-        tv_vec<T, N> tmp;
-        #pragma unroll
-        for (int i = 0; i < N; ++i) tmp.v[i] = src[i];
-        *reinterpret_cast<tv_vec<T, N>*>(dst) = tmp;
-    }
-}
-template <typename T, int N> TV_INLINE void tv_vfill(T* dst, T value) {
-    if constexpr (tv_by_words<T, N>()) {
-        uint32_t bits = 0;
-        #pragma unroll
-        for (int i = 0; i < (int)(4 / sizeof(T)); ++i) reinterpret_cast<T*>(&bits)[i] = value;
-        #pragma unroll
-        for (int i = 0; i < (int)(sizeof(T) * N / 4); ++i)
-            reinterpret_cast<uint32_t*>(dst)[i] = bits;
-    } else {
-        #pragma unroll
-        for (int i = 0; i < N; ++i) dst[i] = value;
-    }
-}
-
-// ---- integers and floats
-template <int B> TV_INLINE int32_t tv_sext(uint32_t x) {
-    return (int32_t)(x << (32 - B)) >> (32 - B);
-}
-TV_INLINE float tv_max(float a, float b) { return (a != a || a > b) ? a : b; }
-TV_INLINE float tv_min(float a, float b) { return (a != a || a < b) ? a : b; }
-TV_INLINE double tv_max(double a, double b) { return (a != a || a > b) ? a : b; }
-TV_INLINE double tv_min(double a, double b) { return (a != a || a < b) ? a : b; }
-template <typename T> TV_INLINE T tv_max(T a, T b) { return a > b ? a : b; }
-template <typename T> TV_INLINE T tv_min(T a, T b) { return a < b ? a : b; }
-template <typename T> TV_INLINE T tv_abs(T a) { return a < 0 ? (T)(0 - a) : a; }
-TV_INLINE float tv_abs(float a) { return __builtin_fabsf(a); }
-TV_INLINE double tv_abs(double a) { return __builtin_fabs(a); }
-
 // Math: instructions where the hardware has them; ROCm's device library under hipRTC.
 #if defined(__HIPCC_RTC__)
 #define TV_MATH_F(name, lib) TV_INLINE float tv_##name(float x) { return lib##_f32(x); }
@@ -255,6 +184,86 @@ TV_INLINE double tv_ceil(double x) { return __builtin_ceil(x); }
 TV_INLINE float tv_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 TV_INLINE double tv_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
 
+// 0xffff in each 16-bit lane where a and b agree.
+TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) {
+    uint32_t d = a ^ b;
+    return ((d & 0xffffu) ? 0u : 0xffffu) | ((d >> 16) ? 0u : 0xffff0000u);
+}
+
+// One aligned access of N elements (16 bytes at most): LDG.128, global_load_dwordx4 and friends.
+// Elements under 32 bits move between memory and their (16-byte aligned) register array as
+// whole 32-bit words, so the registers that matrix instructions read are never split up.
+template <typename T, int N> struct alignas(sizeof(T) * N) tv_vec { T v[N]; };
+template <int B> struct tv_words_of;  // B bytes as unsigned 32-bit words
+template <> struct tv_words_of<4> { typedef uint32_t type; };
+template <> struct tv_words_of<8> { typedef tv_u32x2 type; };
+template <> struct tv_words_of<16> { typedef tv_u32x4 type; };
+template <typename T, int N> TV_INLINE constexpr bool tv_by_words() {
+    return sizeof(T) < 4 && sizeof(T) * N >= 4;
+}
+template <typename T, int N> TV_INLINE void tv_vload(T* dst, const T* src) {
+    if constexpr (tv_by_words<T, N>()) {
+        typedef typename tv_words_of<sizeof(T) * N>::type W;
+        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+    } else {
+        tv_vec<T, N> tmp = *reinterpret_cast<const tv_vec<T, N>*>(src);
+        #pragma unroll
+        for (int i = 0; i < N; ++i) dst[i] = tmp.v[i];
+    }
+}
+template <typename T, int N> TV_INLINE void tv_vstore(T* dst, const T* src) {
+    if constexpr (tv_by_words<T, N>()) {
+        typedef typename tv_words_of<sizeof(T) * N>::type W;
+        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+    } else {
+        tv_vec<T, N> tmp;
+        #pragma unroll
+        for (int i = 0; i < N; ++i) tmp.v[i] = src[i];
+        *reinterpret_cast<tv_vec<T, N>*>(dst) = tmp;
+    }
+}
+// N slots of a register array set to one value (whole words, as tv_vload writes them).
+template <typename T, int N> TV_INLINE void tv_vfill(T* dst, T value) {
+    if constexpr (tv_by_words<T, N>()) {
+        uint32_t bits = 0;
+        #pragma unroll
+        for (int i = 0; i < (int)(4 / sizeof(T)); ++i)
+            reinterpret_cast<T*>(&bits)[i] = value;
+        #pragma unroll
+        for (int i = 0; i < (int)(sizeof(T) * N / 4); ++i) {
+            reinterpret_cast<uint32_t*>(dst)[i] = bits;
+        }
+    } else {
+        #pragma unroll
+        for (int i = 0; i < N; ++i) dst[i] = value;
+    }
+}
+// Two consecutive 16-bit slots of a register array read as one word.
+template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
+}
+// Two consecutive 16-bit slots of a register array written as one word.
+template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
+    *reinterpret_cast<uint32_t*>(p) = v;
+    return v;
+}
+
+// Sign-extend the low B bits.
+template <int B> TV_INLINE int32_t tv_sext(uint32_t x) {
+    return (int32_t)(x << (32 - B)) >> (32 - B);
+}
+
+// max/min that propagate NaN (as numpy does).
+TV_INLINE float tv_max(float a, float b) { return (a != a || a > b) ? a : b; }
+TV_INLINE float tv_min(float a, float b) { return (a != a || a < b) ? a : b; }
+TV_INLINE double tv_max(double a, double b) { return (a != a || a > b) ? a : b; }
+TV_INLINE double tv_min(double a, double b) { return (a != a || a < b) ? a : b; }
+template <typename T> TV_INLINE T tv_max(T a, T b) { return a > b ? a : b; }
+template <typename T> TV_INLINE T tv_min(T a, T b) { return a < b ? a : b; }
+template <typename T> TV_INLINE T tv_abs(T a) { return a < 0 ? (T)(0 - a) : a; }
+TV_INLINE float tv_abs(float a) { return __builtin_fabsf(a); }
+TV_INLINE double tv_abs(double a) { return __builtin_fabs(a); }
+
 // Python's // and % (floor), with x // 0 == 0 and x % 0 == x for integers.
 template <typename T> TV_INLINE T tv_floordiv(T a, T b) {
     if (b == 0) return 0;
@@ -294,12 +303,15 @@ template <typename T> TV_INLINE T tv_pow(T a, T b) {
     }
     return r;
 }
+
+// Shifts: a count of the type's width or more gives 0 (left) or the sign (right).
 template <typename T> TV_INLINE T tv_shl(T a, T b, int bits) {
     return (b < 0 || b >= bits) ? (T)0 : (T)((unsigned long long)a << b);
 }
 template <typename T> TV_INLINE T tv_shr(T a, T b, int bits) {
     return a >> (b < 0 ? 0 : (b > (T)(sizeof(T) * 8 - 1) ? (T)(sizeof(T) * 8 - 1) : b));
 }
+
 // float -> integer of B bits: truncate, saturate, NaN -> 0.
 template <typename T, int B, bool S> TV_INLINE T tv_f2i(double x) {
     if (x != x) return 0;
@@ -310,14 +322,15 @@ template <typename T, int B, bool S> TV_INLINE T tv_f2i(double x) {
     return S ? (T)(long long)__builtin_trunc(x) : (T)(unsigned long long)__builtin_trunc(x);
 }
 
-// ---- bit-packed tensors: element i of a B-bit tensor is bits [i*B, (i+1)*B) of the bytes.
+// Bit-packed tensors: element i of a B-bit tensor is bits [i*B, (i+1)*B) of the bytes.
 TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
     const uint8_t* q = p + (pos >> 3);
     int shift = (int)(pos & 7);
-    unsigned long long w = q[0];
+    unsigned long long w = q[0];  // up to 32 bits from bit 7 on: five bytes, read as needed
     for (int k = 1; k < 5 && shift + bits > 8 * k; ++k) w |= (unsigned long long)q[k] << (8 * k);
     return (uint32_t)((w >> shift) & ((1ull << bits) - 1ull));
 }
+
 // Neighbouring elements share bytes with other threads: update 32-bit words atomically.
 TV_INLINE void tv_store_bits(uint8_t* p, long long pos, int bits, uint32_t code) {
     unsigned long long addr = (unsigned long long)p + (pos >> 3);

@@ -1,0 +1,205 @@
+"""The C++ helpers every language's prelude shares, written once.
+
+A renderer's prelude is its own head (includes, ``TV_INLINE``, the integer types, how bits are
+reinterpreted), ``helpers(spelling)``, and what only that language has (atomics, 16-bit float
+pairs, math library, matrix instructions), each part after what it calls. The shared text needs
+from the parts before it::
+
+    TV_INLINE                        how a device helper is declared
+    uint8_t, uint32_t, int32_t       the fixed-width integers
+    Spelling.u32x2, Spelling.u32x4   8 and 16 bytes as one value of 32-bit words
+    Spelling.pow                     pow on doubles
+
+and names the few library functions it calls through ``Spelling``, so each language's source
+reads as if written by hand: ``fmod`` (CUDA), ``__builtin_fmod`` (HIP, which links no libm
+offline), ``sycl::fmod``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from string import Template
+
+__all__ = ["FIXED_WIDTH_INTS", "LANES16_EQ", "Spelling", "helpers"]
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How one language names what the shared helpers call."""
+
+    math: str  # prefix of fabs, fmod, copysign, floor, ldexp, trunc: "", "__builtin_", "sycl::"
+    fabsf: str  # |x| of a float
+    pow: str  # pow on doubles
+    u32x2: str  # 8 bytes as two 32-bit words, moved as one access
+    u32x4: str  # 16 bytes as four 32-bit words, 16-byte aligned
+
+
+# For CUDA and HIP, whose runtime compilers (and offline clang with -nogpuinc) have no <stdint.h>.
+FIXED_WIDTH_INTS = r"""
+// (the integer types as the CUDA and HIP runtime headers spell them)
+typedef signed char int8_t;
+typedef unsigned char uint8_t;
+typedef short int16_t;
+typedef unsigned short uint16_t;
+typedef int int32_t;
+typedef unsigned int uint32_t;
+typedef long long int64_t;
+typedef unsigned long long uint64_t;
+"""
+
+# Where no instruction compares 16-bit lanes (CUDA has __vcmpeq2).
+LANES16_EQ = r"""
+// 0xffff in each 16-bit lane where a and b agree.
+TV_INLINE uint32_t tv_lanes16_eq(uint32_t a, uint32_t b) {
+    uint32_t d = a ^ b;
+    return ((d & 0xffffu) ? 0u : 0xffffu) | ((d >> 16) ? 0u : 0xffff0000u);
+}
+"""
+
+HELPERS = Template(r"""
+// One aligned access of N elements (16 bytes at most): LDG.128, global_load_dwordx4 and friends.
+// Elements under 32 bits move between memory and their (16-byte aligned) register array as
+// whole 32-bit words, so the registers that matrix instructions read are never split up.
+template <typename T, int N> struct alignas(sizeof(T) * N) tv_vec { T v[N]; };
+template <int B> struct tv_words_of;  // B bytes as unsigned 32-bit words
+template <> struct tv_words_of<4> { typedef uint32_t type; };
+template <> struct tv_words_of<8> { typedef ${u32x2} type; };
+template <> struct tv_words_of<16> { typedef ${u32x4} type; };
+template <typename T, int N> TV_INLINE constexpr bool tv_by_words() {
+    return sizeof(T) < 4 && sizeof(T) * N >= 4;
+}
+template <typename T, int N> TV_INLINE void tv_vload(T* dst, const T* src) {
+    if constexpr (tv_by_words<T, N>()) {
+        typedef typename tv_words_of<sizeof(T) * N>::type W;
+        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+    } else {
+        tv_vec<T, N> tmp = *reinterpret_cast<const tv_vec<T, N>*>(src);
+        #pragma unroll
+        for (int i = 0; i < N; ++i) dst[i] = tmp.v[i];
+    }
+}
+template <typename T, int N> TV_INLINE void tv_vstore(T* dst, const T* src) {
+    if constexpr (tv_by_words<T, N>()) {
+        typedef typename tv_words_of<sizeof(T) * N>::type W;
+        *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+    } else {
+        tv_vec<T, N> tmp;
+        #pragma unroll
+        for (int i = 0; i < N; ++i) tmp.v[i] = src[i];
+        *reinterpret_cast<tv_vec<T, N>*>(dst) = tmp;
+    }
+}
+// N slots of a register array set to one value (whole words, as tv_vload writes them).
+template <typename T, int N> TV_INLINE void tv_vfill(T* dst, T value) {
+    if constexpr (tv_by_words<T, N>()) {
+        uint32_t bits = 0;
+        #pragma unroll
+        for (int i = 0; i < (int)(4 / sizeof(T)); ++i)
+            reinterpret_cast<T*>(&bits)[i] = value;
+        #pragma unroll
+        for (int i = 0; i < (int)(sizeof(T) * N / 4); ++i) {
+            reinterpret_cast<uint32_t*>(dst)[i] = bits;
+        }
+    } else {
+        #pragma unroll
+        for (int i = 0; i < N; ++i) dst[i] = value;
+    }
+}
+// Two consecutive 16-bit slots of a register array read as one word.
+template <typename T> TV_INLINE uint32_t tv_load_u32(const T* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
+}
+// Two consecutive 16-bit slots of a register array written as one word.
+template <typename T> TV_INLINE uint32_t tv_store_u32(T* p, uint32_t v) {
+    *reinterpret_cast<uint32_t*>(p) = v;
+    return v;
+}
+
+// Sign-extend the low B bits.
+template <int B> TV_INLINE int32_t tv_sext(uint32_t x) {
+    return (int32_t)(x << (32 - B)) >> (32 - B);
+}
+
+// max/min that propagate NaN (as numpy does).
+TV_INLINE float tv_max(float a, float b) { return (a != a || a > b) ? a : b; }
+TV_INLINE float tv_min(float a, float b) { return (a != a || a < b) ? a : b; }
+TV_INLINE double tv_max(double a, double b) { return (a != a || a > b) ? a : b; }
+TV_INLINE double tv_min(double a, double b) { return (a != a || a < b) ? a : b; }
+template <typename T> TV_INLINE T tv_max(T a, T b) { return a > b ? a : b; }
+template <typename T> TV_INLINE T tv_min(T a, T b) { return a < b ? a : b; }
+template <typename T> TV_INLINE T tv_abs(T a) { return a < 0 ? (T)(0 - a) : a; }
+TV_INLINE float tv_abs(float a) { return ${fabsf}(a); }
+TV_INLINE double tv_abs(double a) { return ${math}fabs(a); }
+
+// Python's // and % (floor), with x // 0 == 0 and x % 0 == x for integers.
+template <typename T> TV_INLINE T tv_floordiv(T a, T b) {
+    if (b == 0) return 0;
+    T q = a / b;
+    return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+template <typename T> TV_INLINE T tv_mod(T a, T b) {
+    if (b == 0) return a;
+    T r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+template <typename F> TV_INLINE F tv_fmod_floor(F a, F b, F* div) {
+    F mod = ${math}fmod(a, b);
+    if (b == 0) { *div = a / b; return mod; }
+    F d = (a - mod) / b;
+    if (mod != 0) { if ((b < 0) != (mod < 0)) { mod += b; d -= 1; } }
+    else { mod = ${math}copysign((F)0, b); }
+    F fl;
+    if (d != 0) { fl = ${math}floor(d); if (d - fl > (F)0.5) fl += 1; }
+    else { fl = ${math}copysign((F)0, a / b); }
+    *div = fl;
+    return mod;
+}
+TV_INLINE float tv_floordiv(float a, float b) { float d; tv_fmod_floor(a, b, &d); return d; }
+TV_INLINE double tv_floordiv(double a, double b) { double d; tv_fmod_floor(a, b, &d); return d; }
+TV_INLINE float tv_mod(float a, float b) { float d; return tv_fmod_floor(a, b, &d); }
+TV_INLINE double tv_mod(double a, double b) { double d; return tv_fmod_floor(a, b, &d); }
+TV_INLINE float tv_pow(float a, float b) { return (float)${pow}((double)a, (double)b); }
+TV_INLINE double tv_pow(double a, double b) { return ${pow}(a, b); }
+template <typename T> TV_INLINE T tv_pow(T a, T b) {
+    if (b < 0) return 0;
+    T r = 1;
+    while (b) {
+        if (b & 1) r = (T)((unsigned long long)r * (unsigned long long)a);
+        a = (T)((unsigned long long)a * (unsigned long long)a);
+        b >>= 1;
+    }
+    return r;
+}
+
+// Shifts: a count of the type's width or more gives 0 (left) or the sign (right).
+template <typename T> TV_INLINE T tv_shl(T a, T b, int bits) {
+    return (b < 0 || b >= bits) ? (T)0 : (T)((unsigned long long)a << b);
+}
+template <typename T> TV_INLINE T tv_shr(T a, T b, int bits) {
+    return a >> (b < 0 ? 0 : (b > (T)(sizeof(T) * 8 - 1) ? (T)(sizeof(T) * 8 - 1) : b));
+}
+
+// float -> integer of B bits: truncate, saturate, NaN -> 0.
+template <typename T, int B, bool S> TV_INLINE T tv_f2i(double x) {
+    if (x != x) return 0;
+    const double hi = S ? ${math}ldexp(1.0, B - 1) : ${math}ldexp(1.0, B);
+    const double lo = S ? -${math}ldexp(1.0, B - 1) : 0.0;
+    if (x >= hi) return S ? (T)((1ull << (B - 1)) - 1) : (T)(B == 64 ? ~0ull : (1ull << B) - 1);
+    if (x <= lo) return S ? (T)(-(long long)(1ull << (B - 1))) : (T)0;
+    return S ? (T)(long long)${math}trunc(x) : (T)(unsigned long long)${math}trunc(x);
+}
+
+// Bit-packed tensors: element i of a B-bit tensor is bits [i*B, (i+1)*B) of the bytes.
+TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
+    const uint8_t* q = p + (pos >> 3);
+    int shift = (int)(pos & 7);
+    unsigned long long w = q[0];  // up to 32 bits from bit 7 on: five bytes, read as needed
+    for (int k = 1; k < 5 && shift + bits > 8 * k; ++k) w |= (unsigned long long)q[k] << (8 * k);
+    return (uint32_t)((w >> shift) & ((1ull << bits) - 1ull));
+}
+""")
+
+
+def helpers(spelling: Spelling) -> str:
+    """The shared helpers in one language's spelling."""
+    return HELPERS.substitute(asdict(spelling))
