@@ -36,6 +36,7 @@ from tilevm.language import BUILTINS as _BUILTINS
 from tilevm.language import Tensor, constexpr
 from tilevm.layouts import LayoutDivisionError, LayoutError
 from tilevm.runtime.arrays import PackedArray
+from tilevm.runtime.backend import DeviceProperties
 from tilevm.runtime.devices import device_properties, devices
 
 __version__ = "0.1.0"
@@ -69,6 +70,7 @@ __all__ = [
     "UnsupportedSyntaxError",
     "autotune",
     "constexpr",
+    "DeviceProperties",
     "device_properties",
     "devices",
     "func",

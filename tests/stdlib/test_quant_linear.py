@@ -176,12 +176,9 @@ def test_gpu_heuristic_and_candidates_fit_the_devices_shared_memory(optin_kib, b
     """On a GPU with less shared memory than an H200 the prefill's heuristic tile and every
     candidate left for tuning still fit (else an untuned launch would fail to compile)."""
 
-    class Info:
-        max_shared_per_block_optin = optin_kib * 1024
-        multiprocessors = 108
-
+    device = tv.DeviceProperties("a GPU", 108, optin_kib * 1024)
     monkeypatch.setattr(tuning, "on_gpu", lambda x: True)
-    monkeypatch.setattr(tuning, "_device_info", lambda x: Info)
+    monkeypatch.setattr(tv, "device_properties", lambda x: device)
     field, unit, limit = getattr(tv, f"u{bits}"), tuning.Unit(bits), optin_kib * 1024
     x, y = np.empty((4096, 64)), np.empty((4096, 64))
 
