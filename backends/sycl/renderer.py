@@ -151,6 +151,14 @@ TV_INLINE uint32_t tv_bfloat2_mul(uint32_t a, uint32_t b) {
 
 PRELUDE = HEAD + prelude.helpers(SPELLING) + DEVICE + prelude.LANES16_EQ
 
+# SYCL has no trap that ends a kernel with an error the host sees (on the OpenCL CPU device
+# __builtin_trap() just ends it): a kernel that traps takes one more parameter, a status word,
+# sets it and returns (a trap's condition is block-uniform: the whole block returns), and the
+# host raises after the launch.
+STATUS = "tv_status"
+TRAP = f"""// Records a trap for the host (tilevm raises after the launch).
+TV_INLINE void tv_trap(int* {STATUS}) {{ *{STATUS} = 1; }}"""
+
 
 class SyclRenderer(CStyleRenderer):
     """SYCL free-function kernels; ``sub_group_size`` is the target's warp size, required of
@@ -174,9 +182,12 @@ class SyclRenderer(CStyleRenderer):
 
     def render(self, kernel: t.ThreadKernel) -> str:
         self.shared_bytes = kernel.shared_bytes
+        self.traps = False
         return super().render(kernel)
 
     def kernel_signature(self, kernel: t.ThreadKernel, params: str) -> str:
+        if self.traps:  # the body is rendered first: it knows by now
+            params += f",\n{self.indent}int* {self.restrict} {STATUS}"
         return (
             f"{self.kernel_prefix}\n"
             f"SYCL_EXT_ONEAPI_FUNCTION_PROPERTY(({EXP}::nd_range_kernel<3>))\n"
@@ -211,7 +222,9 @@ class SyclRenderer(CStyleRenderer):
         return f"sycl::permute_group_by_xor(TV_ITEM.get_sub_group(), {value}, {mask})"
 
     def trap(self) -> str:
-        return "__builtin_trap()"
+        self.traps = True
+        self.codecs.setdefault("tv_trap", TRAP)
+        return f"return tv_trap({STATUS})"
 
     def half_to_float(self, a: str) -> str:
         return f"(float)({a})"
@@ -246,4 +259,4 @@ def render(lowered: Lowered) -> str:
     return SyclRenderer(lowered.kernel.warp_size).render(lowered.thread)
 
 
-__all__ = ["PRELUDE", "SyclRenderer", "render"]
+__all__ = ["PRELUDE", "STATUS", "SyclRenderer", "render"]

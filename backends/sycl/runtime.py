@@ -35,10 +35,10 @@ import numpy as np
 
 import tilevm.dtypes as dts
 from tilevm.backends.sycl import shim
-from tilevm.backends.sycl.renderer import render
+from tilevm.backends.sycl.renderer import STATUS, render
 from tilevm.backends.sycl.target import opencl_cpu_target, target_for_device
 from tilevm.dtypes import DataType
-from tilevm.errors import CompileError, DeviceError, LaunchTypeError
+from tilevm.errors import CompileError, DeviceError, LaunchError, LaunchTypeError
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import Param, ThreadKernel
@@ -508,14 +508,43 @@ def launch(
     q = queue(program.device)
     args = {name: tensor_arg(value, name) for name, value in tensors.items()}
     staged = {n: _Staged(a, q) for n, a in args.items() if isinstance(a, HostTensor)}
+    status = _status_word(q) if _traps(program) else None
     try:
         values = [_param_value(p, args, staged, scalars) for p in kernel.params]
+        if status is not None:
+            values.append(status)
         gx, gy, gz = (int(g) for g in grid)
         threads = kernel.num_threads
-        q.submit(program.kernel, values, [gz, gy, gx * threads], [1, 1, threads])
+        q.submit(program.kernel, values, [gz, gy, gx * threads], [1, 1, threads]).wait()
     finally:
         for buffer in staged.values():
             buffer.finish()
+    if status is not None:
+        _raise_on_trap(program, status)
+
+
+def _traps(program: Program) -> bool:
+    """Whether the kernel takes the status word a trap sets (see ``renderer.STATUS``)."""
+    return f"int* __restrict__ {STATUS}" in program.source
+
+
+def _status_word(q: Any) -> Any:
+    word = dpmem.MemoryUSMDevice(4, queue=q)
+    word.copy_from_host(np.zeros(4, np.uint8))
+    return word
+
+
+def _raise_on_trap(program: Program, status: Any) -> None:
+    raw = np.empty(4, np.uint8)
+    status.copy_to_host(raw)
+    if raw.view(np.int32)[0]:
+        raise LaunchError(
+            f"kernel {program.name} stopped with a trap",
+            expected="loops with a non-zero step",
+            found="a tv.range step of 0 at run time",
+            hint="check the step arguments of tv.range; outputs may be partly written",
+            code="trap",
+        )
 
 
 def _param_value(

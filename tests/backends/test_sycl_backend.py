@@ -315,3 +315,23 @@ def test_a_torch_xpu_tensor_is_refused_with_a_clear_error(monkeypatch) -> None:
     with pytest.raises(tv.LaunchTypeError) as info:
         backend.BACKEND.tensor(np.zeros(3, np.float32), "x")
     assert info.value.code == "sycl-xpu" and "x.cpu()" in info.value.hint
+
+
+@tv.kernel
+def _stepped(out: tv.Tensor[tv.i32], step: tv.i32):
+    total = 0
+    for i in tv.range(0, 10, step):
+        total += i
+    tv.store(out, tv.full([1], total, tv.i32), [0])
+
+
+def test_a_zero_step_stops_the_kernel_with_a_clear_error(sycl) -> None:
+    """On the OpenCL CPU device __builtin_trap() ended the kernel with no error for the host."""
+    out = np.full(1, -1, np.int32)
+    _stepped[1,](out, 3, device="sycl:opencl:cpu")
+    assert out[0] == 0 + 3 + 6 + 9
+    with pytest.raises(tv.LaunchError, match="trap") as info:
+        _stepped[1,](out, 0, device="sycl:opencl:cpu")
+    assert info.value.code == "trap"
+    _stepped[1,](out, 2, device="sycl:opencl:cpu")  # the status word is fresh for every launch
+    assert out[0] == 0 + 2 + 4 + 6 + 8
