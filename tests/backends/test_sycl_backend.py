@@ -335,3 +335,15 @@ def test_a_zero_step_stops_the_kernel_with_a_clear_error(sycl) -> None:
     assert info.value.code == "trap"
     _stepped[1,](out, 2, device="sycl:opencl:cpu")  # the status word is fresh for every launch
     assert out[0] == 0 + 2 + 4 + 6 + 8
+
+
+def test_the_opencl_cpu_runtime_is_found_from_a_virtual_environment(sycl, monkeypatch) -> None:
+    """A virtual environment over the one holding intel-opencl-rt has no libintelocl.so in its
+    own lib folder: the loader was left unset and dpctl found no device."""
+    import sys
+
+    monkeypatch.delenv("OCL_ICD_FILENAMES")
+    monkeypatch.setattr(sys, "prefix", "/nonexistent-venv")
+    runtime._point_icd_loader_at_the_cpu_runtime()
+    library = pathlib.Path(os.environ["OCL_ICD_FILENAMES"])
+    assert library.name == "libintelocl.so" and library.exists()
