@@ -24,12 +24,10 @@ dpctl first looks for devices.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,17 +49,12 @@ from tilevm.runtime.fast_launch import scalar_arg
 
 def _point_icd_loader_at_the_cpu_runtime() -> None:
     """The intel-opencl-rt wheel's ICD file names a placeholder path: point the loader at the
-    library itself. It lies in the ``lib`` folder of the environment the wheel went into: this
-    one, the one a virtual environment is based on, or the one dpctl was installed in."""
+    library itself, in the ``lib`` folder of the environment the wheel went into."""
     if "OCL_ICD_FILENAMES" in os.environ:
         return
-    folders = [Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"]
-    spec = importlib.util.find_spec("dpctl")
-    if spec is not None and spec.origin:  # <prefix>/lib/pythonX.Y/site-packages/dpctl/...
-        folders.append(Path(spec.origin).resolve().parents[3])
-    for folder in folders:
-        if (folder / "libintelocl.so").exists():
-            os.environ["OCL_ICD_FILENAMES"] = str(folder / "libintelocl.so")
+    for prefix in shim.environment_prefixes():
+        if (prefix / "lib" / "libintelocl.so").exists():
+            os.environ["OCL_ICD_FILENAMES"] = str(prefix / "lib" / "libintelocl.so")
             return
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -35,8 +36,21 @@ class ShimError(RuntimeError):
     """The shim cannot be built or loaded (the message says why, in one line first)."""
 
 
+def environment_prefixes() -> list[Path]:
+    """Where pip may have put the SYCL and OpenCL wheels' files: this environment, the one a
+    virtual environment is based on, and the one dpctl was installed in."""
+    found = [Path(sys.prefix), Path(sys.base_prefix)]
+    spec = importlib.util.find_spec("dpctl")
+    if spec is not None and spec.origin:  # <prefix>/lib/pythonX.Y/site-packages/dpctl/...
+        found.append(Path(spec.origin).resolve().parents[4])
+    return list(dict.fromkeys(found))
+
+
 def sycl_prefix() -> Path:
     """The environment prefix whose ``include/sycl`` and ``lib/libsycl.so`` the shim uses."""
+    for prefix in environment_prefixes():
+        if (prefix / "include" / "sycl" / "sycl.hpp").exists():
+            return prefix
     return Path(sys.prefix)
 
 

@@ -347,3 +347,6 @@ def test_the_opencl_cpu_runtime_is_found_from_a_virtual_environment(sycl, monkey
     runtime._point_icd_loader_at_the_cpu_runtime()
     library = pathlib.Path(os.environ["OCL_ICD_FILENAMES"])
     assert library.name == "libintelocl.so" and library.exists()
+    from tilevm.backends.sycl import shim
+
+    assert (shim.sycl_prefix() / "include" / "sycl" / "sycl.hpp").exists()
