@@ -126,8 +126,9 @@ def check(y: torch.Tensor, ref: torch.Tensor) -> float:
     return float((y.double() - ref).norm() / ref.norm())
 
 
-def run(n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float, rows: list[dict],
-        saved) -> None:
+def run(
+    n: int, k: int, ms: list[int], dtypes: list[str], bandwidth: float, rows: list[dict], saved
+) -> None:
     """Measures every (M, weight type) of one shape, appending to ``rows`` and calling ``saved``
     after each."""
     gen = torch.Generator(device="cuda").manual_seed(n * 31 + k)
