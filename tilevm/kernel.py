@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import pathlib
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tilevm import language as lang
-from tilevm.dtypes import DataType
+from tilevm.dtypes import DataType, DtypeError
 from tilevm.errors import CompileError, DeviceError, LaunchError, LaunchTypeError
 from tilevm.frontend.builder import Builder, python_dtype
 from tilevm.frontend.expressions import Func, closure_vars
@@ -392,7 +393,19 @@ def _scalar_value(spec: ParamSpec, value: Any) -> Any:
         raise LaunchTypeError(
             f"argument '{spec.name}' must be an integer", expected=str(dtype), found=repr(value)
         )
-    code = dtype.encode(np.asarray([value]), overflow="error")
+    special = isinstance(value, (float, np.floating)) and not math.isfinite(value)
+    if special and dtype.is_float and (dtype.has_nan if math.isnan(value) else dtype.has_inf):
+        return dtype.decode(dtype.encode(np.asarray([value])))[0].item()  # inf, nan as they are
+    try:
+        code = dtype.encode(np.asarray([value]), overflow="error")
+    except DtypeError as exc:
+        raise LaunchError(
+            f"argument '{spec.name}' = {value!r} does not fit {dtype}",
+            expected=exc.expected,
+            found=repr(value),
+            hint=f"pass a value {dtype} can hold, or declare '{spec.name}' with a wider type",
+            code="scalar-range",
+        ) from None
     return dtype.decode(code)[0].item()
 
 

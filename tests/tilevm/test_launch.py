@@ -152,3 +152,25 @@ def test_ir_is_dumped_when_asked(tmp_path, monkeypatch) -> None:
     dumped = sorted(p.name for p in tmp_path.iterdir())
     assert dumped and dumped[0].startswith("scale.") and dumped[0].endswith(".frontend.ir")
     assert "kernel scale(" in (tmp_path / dumped[0]).read_text()
+
+
+@tv.kernel
+def _fill_scalar(out: tv.Tensor[tv.f32], s: tv.f32):
+    tv.store(out, tv.full([32], s, tv.f32), [0])
+
+
+@pytest.mark.parametrize("device", ["cpu", "interp"])
+def test_every_launch_checks_a_scalar_against_its_dtype(device: str) -> None:
+    """The repeat-launch path passed 1e40 as an f32 (infinity) where a first launch raises."""
+    out = np.zeros(32, np.float32)
+    _fill_scalar[1,](out, 1.5, warps=1, device=device)
+    _fill_scalar[1,](out, 2.5, warps=1, device=device)  # the repeat path now holds an entry
+    for _ in range(2):
+        with pytest.raises(
+            tv.LaunchError, match="argument 's' = 1e[+]?40 does not fit f32"
+        ) as info:
+            _fill_scalar[1,](out, 1e40, warps=1, device=device)
+        assert info.value.code == "scalar-range" and isinstance(info.value, ValueError)
+    assert (out == 2.5).all()
+    _fill_scalar[1,](out, float("inf"), warps=1, device=device)  # infinity itself is a value
+    assert np.isinf(out).all()

@@ -9,6 +9,7 @@ goes through the full path, which checks everything and then records an entry he
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -147,13 +148,16 @@ def _byte_sized(dtype: np.dtype) -> bool:
 
 def scalar_arg(dtype: DataType, value: Any) -> ctypes._SimpleCData | None:
     """A kernel scalar as the C type the generated code declares (small floats as their bit
-    patterns); None when an integer does not fit its dtype."""
-    if dtype.name == "f32":
-        return ctypes.c_float(value)
-    if dtype.name == "f64":
-        return ctypes.c_double(value)
+    patterns); None when the value does not fit its dtype (an integer out of range, a finite
+    float that would round to infinity): the full launch path then raises the error."""
+    if dtype.name in ("f32", "f64"):
+        arg = ctypes.c_float(value) if dtype.name == "f32" else ctypes.c_double(value)
+        return None if math.isinf(arg.value) and not math.isinf(value) else arg
     if dtype.is_float:
-        code = int(dtype.encode([value])[0])
+        try:
+            code = int(dtype.encode(np.asarray([value]), overflow="error")[0])
+        except ValueError:
+            return None
         return ctypes.c_uint16(code) if dtype.bits > 8 else ctypes.c_uint8(code)
     if not (isinstance(value, (int, bool)) and dtype.min <= value <= dtype.max):
         return None
