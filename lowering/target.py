@@ -29,6 +29,8 @@ class Target:
     # Sizes (bytes) of asynchronous global -> shared copies per thread; () when the target has
     # none (tv.copy_async then copies through registers).
     async_copy_bytes: tuple[int, ...] = ()
+    # The most blocks a launch may have along x, y and z.
+    max_grid: tuple[int, int, int] = (2**31 - 1, 2**31 - 1, 2**31 - 1)
     # Element types global atomic adds exist for (tv.atomic_add); others are compile errors.
     atomic_add_dtypes: frozenset[str] = ATOMIC_ADD_DTYPES
 

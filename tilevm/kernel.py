@@ -34,6 +34,7 @@ from tilevm.runtime.fast_launch import FastPath
 
 WARP_SIZE = 32  # for the VM IR shown by kernel.ir(); each target has its own
 MAX_WARPS = 32
+MAX_GRID = (2**31 - 1,) * 3  # block ids are i32 in the VM; targets may allow fewer
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,9 @@ class Launcher:
             s.name: (s.dtype, _scalar_value(s, values[s.name])) for s in specs if s.kind == "scalar"
         }
         if backend.lowers:
-            built = self.kernel._build(backend, backend.target(device), specs, warps, device)
+            caps = backend.target(device)
+            _check_grid(self.grid, caps.max_grid, f"the limit of {caps}")
+            built = self.kernel._build(backend, caps, specs, warps, device)
         else:
             built = ir
         backend.launch(built, self.grid, tensors, scalars, device)
@@ -420,7 +423,20 @@ def _normalize_grid(grid: Any) -> tuple[int, int, int]:
             found=repr(grid),
             code="grid",
         )
-    return tuple(int(n) for n in items) + (1,) * (3 - len(items))
+    sizes = tuple(int(n) for n in items) + (1,) * (3 - len(items))
+    _check_grid(sizes, MAX_GRID, "block ids are 32-bit integers")
+    return sizes
+
+
+def _check_grid(grid: tuple[int, int, int], limit: tuple[int, int, int], why: str) -> None:
+    if any(n > most for n, most in zip(grid, limit)):
+        raise LaunchError(
+            "grid too large",
+            expected=f"at most {limit[0]} x {limit[1]} x {limit[2]} blocks ({why})",
+            found=" x ".join(map(str, grid)),
+            hint="give each block more work (a larger tile or a loop over tiles)",
+            code="grid",
+        )
 
 
 def _check_warps(warps: Any) -> int:

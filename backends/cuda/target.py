@@ -29,6 +29,7 @@ def cuda_target(arch: str = "sm_90a") -> Target:
         atoms=MMA_ATOMS if ampere else (),
         matrix_loads=matrix_load_atoms() if ampere else (),
         async_copy_bytes=(16, 8, 4) if ampere else (),
+        max_grid=(2**31 - 1, 65535, 65535),
         atomic_add_dtypes=frozenset(
             name for name in ATOMIC_ADD_DTYPES if number >= ATOMIC_ADD_SINCE.get(name, 0)
         ),

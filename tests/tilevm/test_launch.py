@@ -174,3 +174,16 @@ def test_every_launch_checks_a_scalar_against_its_dtype(device: str) -> None:
     assert (out == 2.5).all()
     _fill_scalar[1,](out, float("inf"), warps=1, device=device)  # infinity itself is a value
     assert np.isinf(out).all()
+
+
+@pytest.mark.parametrize(
+    ("grid", "device"),
+    [((2**31,), "cpu"), ((2**31,), "interp"), ((1, 2**31, 1), "cpu"), ((1, 65536), "cpu:cuda")],
+)
+def test_a_grid_beyond_the_targets_limit_is_an_error(grid, device: str) -> None:
+    """2**31 blocks were accepted (block ids are i32) and ran forever; CUDA allows 65535 blocks
+    along y and z."""
+    out = np.zeros(32, np.float32)
+    with pytest.raises(tv.LaunchError, match="grid too large") as info:
+        _fill_scalar[grid](out, 1.0, warps=1, device=device)
+    assert info.value.code == "grid"
