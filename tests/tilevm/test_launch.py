@@ -187,3 +187,22 @@ def test_a_grid_beyond_the_targets_limit_is_an_error(grid, device: str) -> None:
     with pytest.raises(tv.LaunchError, match="grid too large") as info:
         _fill_scalar[grid](out, 1.0, warps=1, device=device)
     assert info.value.code == "grid"
+
+
+@pytest.mark.parametrize("device", ["cpu", "interp"])
+def test_arrays_in_the_other_byte_order_are_refused(device: str) -> None:
+    """A big-endian f32 array was read and written as little-endian: 1.5 came out 6.9e-41."""
+    out = np.zeros(32, ">f4")
+    with pytest.raises(tv.LaunchTypeError, match="byte order") as info:
+        _fill_scalar[1,](out, 1.5, warps=1, device=device)
+    assert info.value.code == "byte-order" and "newbyteorder" in info.value.hint
+    assert (out == 0).all()
+
+
+def test_a_torch_device_names_the_device() -> None:
+    torch = pytest.importorskip("torch")
+    out = np.zeros(32, np.float32)
+    _fill_scalar[1,](out, 1.5, warps=1, device=torch.device("cpu"))
+    assert (out == 1.5).all()
+    with pytest.raises(tv.DeviceError, match="no backend answers 0"):
+        _fill_scalar[1,](out, 1.5, warps=1, device=0)

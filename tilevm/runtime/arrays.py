@@ -132,6 +132,15 @@ def host_tensor(value: Any, name: str) -> HostTensor:
             value,
         )
     if isinstance(value, np.ndarray):
+        if not value.dtype.isnative:
+            raise LaunchTypeError(
+                f"argument '{name}' is in non-native byte order ({value.dtype.str})",
+                expected="an array in this machine's byte order",
+                found=f"{value.dtype.str} ({'big' if value.dtype.byteorder == '>' else 'little'}"
+                "-endian)",
+                hint=f"convert it: {name}.astype({name}.dtype.newbyteorder('='))",
+                code="byte-order",
+            )
         dtype = dts.dtype(value.dtype)
         if value.dtype.itemsize * 8 != dtype.storage.itemsize * 8:
             raise LaunchTypeError(

@@ -79,6 +79,8 @@ def resolve(device: str | None, args: Sequence[Any] = ()) -> tuple[Backend, str]
                 return backend, backend.resolve(backend.device_of(arg))
         backend = next(b for b in backends() if b.default)
         return backend, backend.resolve(backend.name)
+    if not isinstance(device, str) and isinstance(getattr(device, "type", None), str):
+        device = str(device)  # a torch.device: "cuda:0", "cpu"
     backend = backend_for(device)
     return backend, backend.resolve(device)
 
