@@ -28,7 +28,9 @@ class CpuBackend(Backend):
     default = True
 
     def devices(self) -> list[str]:
-        return ["cpu"]
+        # the emulated GPUs run here too (each vendor's default arch; "cpu:amd-gfx1100" and
+        # the like name others)
+        return ["cpu", *(f"cpu:{vendor}" for vendor in sorted(EMULATED))]
 
     def resolve(self, device: str) -> str:
         target_for(device)  # an unknown emulated target is reported here

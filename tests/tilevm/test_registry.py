@@ -161,3 +161,13 @@ def test_every_example_and_stdlib_kernel_emits_without_a_toolchain(target, monke
         monkeypatch.setattr(type(backend), "unavailable", lambda self: "not on this machine")
     for name, kernel, args, kwargs in zoo_calls():
         assert f" {kernel.__name__}(\n" in kernel.emit(target, *args, **kwargs), name
+
+
+def test_the_emulated_gpus_are_listed_as_devices() -> None:
+    found = tv.devices()
+    assert {"cpu:amd", "cpu:cuda", "cpu:intel"} <= set(found)
+    x = np.arange(256, dtype=np.float32)
+    for device in [d for d in found if d.startswith("cpu:")]:
+        out = np.full_like(x, np.nan)
+        _twice[1,](x, out, device=device)
+        np.testing.assert_array_equal(out, x * 2)

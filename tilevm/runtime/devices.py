@@ -9,9 +9,9 @@ from tilevm.runtime.backend import DeviceProperties
 
 
 def devices() -> list[str]:
-    """The devices usable here, e.g. ``['interp', 'cpu', 'cuda:0']``: every registered
-    backend's (``cpu:amd``, ``cpu:cuda`` and ``cpu:intel`` emulate those targets on the CPU as
-    well)."""
+    """The devices usable here, e.g. ``['interp', 'cpu', 'cpu:amd', 'cpu:cuda', 'cpu:intel',
+    'cuda:0']``: every registered backend's (``cpu:<vendor>`` runs that GPU's lowering on the
+    CPU)."""
     return registry.devices()
 
 
