@@ -16,7 +16,19 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
+from tilevm.ir.nodes import (
+    Assign,
+    For,
+    If,
+    Instr,
+    KernelIR,
+    Literal,
+    Operand,
+    Stmt,
+    Var,
+    While,
+    walk,
+)
 from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout
 from tilevm.lowering.layout_defaults import dot_layout, vector_layout
@@ -56,7 +68,7 @@ class _Solver:
     assigns: dict[Var, list[Assign]] = field(default_factory=dict)
 
     def solve(self) -> dict[Var, RegisterLayout]:
-        stmts = list(_walk(self.kernel.body))
+        stmts = list(walk(self.kernel.body))
         for stmt in stmts:
             for op in _operands(stmt):
                 if is_tile(op):
@@ -167,20 +179,6 @@ class _Solver:
             if out is not None and out in self.layouts:
                 wanted = BACKWARD[stmt.op](stmt, self.layouts[out], self.target)
                 yield from ((a, w) for a, w in zip(stmt.args, wanted) if is_tile(a))
-
-
-def _walk(stmts: Sequence[Stmt]) -> Iterator[Instr | Assign]:
-    for stmt in stmts:
-        if isinstance(stmt, (Instr, Assign)):
-            yield stmt
-        elif isinstance(stmt, For):
-            yield from _walk(stmt.body)
-        elif isinstance(stmt, If):
-            yield from _walk(stmt.then_body)
-            yield from _walk(stmt.else_body)
-        elif isinstance(stmt, While):
-            yield from _walk(stmt.cond_body)
-            yield from _walk(stmt.body)
 
 
 def _operands(stmt: Instr | Assign) -> tuple[Operand, ...]:

@@ -19,14 +19,14 @@ from tilevm.frontend.builder import Builder, python_dtype
 from tilevm.frontend.expressions import Func, closure_vars
 from tilevm.frontend.source import FunctionSource
 from tilevm.frontend.translate import Translator
-from tilevm.ir.nodes import KernelIR, Param
+from tilevm.ir.nodes import KernelIR, Param, written_tensors
 from tilevm.ir.printer import print_kernel
 from tilevm.ir.types import GlobalType, ScalarType
 from tilevm.ir.verify import verify
 from tilevm.lowering.pipeline import Lowered, lower_kernel
 from tilevm.lowering.target import Target
 from tilevm.runtime import registry
-from tilevm.runtime.arrays import host_tensor, is_host_tensor, is_tensor_like
+from tilevm.runtime.arrays import PackedArray, host_tensor, is_host_tensor, is_tensor_like
 from tilevm.runtime.backend import Backend
 from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
@@ -247,6 +247,7 @@ class Launcher:
         backend, device = registry.resolve(device, [*args, *kwargs.values()])
         specs, values, tensors = self.kernel.specialize(args, kwargs, backend, device)
         ir = self.kernel.compile_ir(specs, warps, backend.warp_size(device))
+        _check_writable(ir, tensors)
         if min(self.grid) == 0:  # after compiling to VM IR: errors show even for empty grids
             return
         scalars = {
@@ -373,6 +374,23 @@ def _tensor(name: str, value: Any, backend: Backend | None, device: str) -> Any:
 def _where(value: Any) -> str:
     device = getattr(value, "device", None)
     return f"{type(value).__name__} on {device}" if device is not None else type(value).__name__
+
+
+def _check_writable(ir: KernelIR, tensors: dict[str, Any]) -> None:
+    """A tensor the kernel writes must be writable (a read-only numpy array, or one over
+    immutable bytes, was written through its pointer)."""
+    for name in sorted(written_tensors(ir)):
+        source = getattr(tensors.get(name), "source", None)
+        if isinstance(source, PackedArray):
+            source = source.data
+        if isinstance(source, np.ndarray) and not source.flags.writeable:
+            raise LaunchTypeError(
+                f"argument '{name}' is read-only, but the kernel writes it",
+                expected="a writable array for every tensor the kernel stores to",
+                found="an array with flags.writeable == False",
+                hint=f"pass a copy ({name}.copy()) or a writable array",
+                code="read-only",
+            )
 
 
 def _code_generator(target: Any) -> Backend:

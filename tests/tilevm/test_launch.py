@@ -206,3 +206,34 @@ def test_a_torch_device_names_the_device() -> None:
     assert (out == 1.5).all()
     with pytest.raises(tv.DeviceError, match="no backend answers 0"):
         _fill_scalar[1,](out, 1.5, warps=1, device=0)
+
+
+@pytest.mark.parametrize("device", ["cpu", "interp"])
+def test_a_read_only_output_is_refused(device: str) -> None:
+    """Read-only arrays, even over immutable bytes, were written through their pointers."""
+    frozen = np.zeros(32, np.float32)
+    frozen.flags.writeable = False
+    over_bytes = np.frombuffer(bytes(128), np.float32)
+    packed = tv.PackedArray(np.frombuffer(bytes(12), np.uint8), tv.i3, (32,))
+    for out in (frozen, over_bytes):
+        with pytest.raises(tv.LaunchTypeError, match="'out' is read-only") as info:
+            _fill_scalar[1,](out, 1.5, warps=1, device=device)
+        assert info.value.code == "read-only"
+        assert (out == 0).all()
+    with pytest.raises(tv.LaunchTypeError, match="read-only"):
+        _fill_codes[1,](packed, device=device)
+    x = np.ones(32, np.float32)
+    x.flags.writeable = False  # read, not written: fine
+    out = np.zeros(32, np.float32)
+    _copy_tile[1,](x, out, device=device)
+    assert (out == 1).all()
+
+
+@tv.kernel
+def _fill_codes(out: tv.Tensor[tv.i3]):
+    tv.store(out, tv.full([32], 3, tv.i3), [0])
+
+
+@tv.kernel
+def _copy_tile(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    tv.store(out, tv.load(x, [0], [32]), [0])

@@ -9,6 +9,7 @@ over the block, so every condition and bound is a scalar.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,3 +131,24 @@ def nested_bodies(stmt: Stmt) -> tuple[tuple[Stmt, ...], ...]:
     if isinstance(stmt, While):
         return (stmt.cond_body, stmt.body)
     return ()
+
+
+def walk(stmts: tuple[Stmt, ...] | list[Stmt]) -> Iterator[Instr | Assign]:
+    """Every instruction and assignment of a body, nested bodies included, in program order."""
+    for stmt in stmts:
+        if isinstance(stmt, (Instr, Assign)):
+            yield stmt
+        for body in nested_bodies(stmt):
+            yield from walk(body)
+
+
+WRITES = ("store", "atomic_add")  # instructions that write their first operand, a global tensor
+
+
+def written_tensors(kernel: KernelIR) -> set[str]:
+    """The names of the tensor parameters the kernel writes."""
+    return {
+        ins.args[0].name
+        for ins in walk(kernel.body)
+        if isinstance(ins, Instr) and ins.op in WRITES and isinstance(ins.args[0], Var)
+    }

@@ -64,8 +64,8 @@ class FastPath:
             if kind == "constexpr":
                 parts.append(value)
             elif type(value) is np.ndarray and kind != "scalar":
-                if not _byte_sized(value.dtype):
-                    return None
+                if not (_byte_sized(value.dtype) and value.flags.writeable):
+                    return None  # (a read-only array is checked against what the kernel writes)
                 item = value.itemsize
                 strides = tuple(s // item for s in value.strides)
                 parts.append((value.dtype, value.ndim, not strides or strides[-1] == 1,
