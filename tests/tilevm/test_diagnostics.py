@@ -113,3 +113,27 @@ def test_a_layout_over_other_than_the_blocks_threads_is_an_error(device: str) ->
     assert info.value.location is not None and info.value.location.line > 0
     _fixed_layout[1,](x, out, device="cpu", warps=1)  # 32 threads: the layout fits
     np.testing.assert_array_equal(out, x + 1)
+
+
+PADDING = {"other": 5.0}
+
+
+@tv.kernel
+def _padded_by_keywords(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    tv.store(out, tv.load(x, [0], [64], **PADDING), [0])
+
+
+@tv.kernel
+def _keyword_twice(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    tv.store(out, tv.load(x, [0], [64], other=1.0, **PADDING), [0])
+
+
+def test_keyword_unpacking_in_a_kernel_call() -> None:
+    """tv.load(..., **{"other": 5.0}) dropped the keywords: the padding was 0."""
+    x = np.arange(40, dtype=np.float32)
+    out = np.full(64, np.nan, np.float32)
+    _padded_by_keywords[1,](x, out, warps=1, device="interp")
+    np.testing.assert_array_equal(out, np.concatenate([x, np.full(24, 5.0, np.float32)]))
+    with pytest.raises(tv.CompileError, match="'other' given twice") as info:
+        _keyword_twice[1,](x, out, warps=1, device="interp")
+    assert info.value.location is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,6 +274,36 @@ class ExpressionTranslator:
             return self.expr(node.body if cond else node.orelse)
         return ops.where(self.b, cond, self.expr(node.body), self.expr(node.orelse))
 
+    def keywords(self, keywords: list[ast.keyword]) -> dict[str, Any]:
+        """A call's keyword arguments, ``**mapping`` (a mapping known at compile time)
+        unpacked in place; a name given twice is an error, as in Python."""
+        out: dict[str, Any] = {}
+        for k in keywords:
+            value = self.expr(k.value)
+            if k.arg is not None:
+                items = [(k.arg, value)]
+            elif isinstance(value, Mapping) and all(isinstance(n, str) for n in value):
+                items = list(value.items())
+            else:
+                raise CompileError(
+                    "** unpacks a mapping of names known when the kernel compiles",
+                    expected="a dict (or other mapping) of str keys",
+                    found=describe(value),
+                    location=self.src.loc(k.value),
+                    code="unsupported",
+                )
+            for name, item in items:
+                if name in out:
+                    raise CompileError(
+                        f"keyword argument {name!r} given twice",
+                        expected="each keyword once",
+                        found=f"{name}= twice",
+                        location=self.src.loc(k.value),
+                        code="unsupported",
+                    )
+                out[name] = item
+        return out
+
     def expr_Call(self, node: ast.Call) -> Any:
         fn = self.expr(node.func)
         args = []
@@ -281,7 +312,7 @@ class ExpressionTranslator:
                 args.extend(self.expr(a.value))
             else:
                 args.append(self.expr(a))
-        kwargs = {k.arg: self.expr(k.value) for k in node.keywords if k.arg is not None}
+        kwargs = self.keywords(node.keywords)
         if isinstance(fn, lang.Builtin):
             return call_builtin(self, fn, args, kwargs)
         if isinstance(fn, Method):

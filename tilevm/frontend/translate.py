@@ -254,7 +254,7 @@ class Translator(ExpressionTranslator):
                 "use range(...), tv.range(...) or tv.static_range(...)",
             )
         args = [self.expr(a) for a in call.args]
-        kwargs = {k.arg: self.expr(k.value) for k in call.keywords}
+        kwargs = self.keywords(call.keywords)
         self._check_range_options(node, fn, kwargs)
         start, stop, step = _range_args(args)
         if fn is lang.static_range:
