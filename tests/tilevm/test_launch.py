@@ -237,3 +237,16 @@ def _fill_codes(out: tv.Tensor[tv.i3]):
 @tv.kernel
 def _copy_tile(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
     tv.store(out, tv.load(x, [0], [32]), [0])
+
+
+def test_a_packed_array_over_a_strided_or_short_buffer_is_refused() -> None:
+    """A strided byte view was read as if contiguous (every other byte lost)."""
+    buffer = np.arange(24, dtype=np.uint8)
+    with pytest.raises(tv.LaunchTypeError, match="contiguous") as info:
+        tv.PackedArray(buffer[::2], tv.i3, (32,))
+    assert info.value.code == "packed-strided"
+    with pytest.raises(tv.LaunchTypeError, match="needs 12 bytes") as info:
+        tv.PackedArray(buffer[:11], tv.i3, (32,))
+    assert info.value.code == "packed-size"
+    packed = tv.PackedArray(buffer[:12], tv.i3, (32,))
+    np.testing.assert_array_equal(packed.codes(), tv.unpack(buffer[:12], tv.i3, 32, bits=True))

@@ -24,6 +24,37 @@ class PackedArray:
     dtype: DataType
     shape: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        # the kernels and values() read the bytes as one run from the first: a strided view of
+        # a buffer would be read as if it were contiguous
+        data = self.data
+        contiguous = getattr(data, "is_contiguous", None)
+        dense = (
+            contiguous()
+            if callable(contiguous)
+            else getattr(data, "flags", None) is None or (data.flags.c_contiguous)
+        )
+        if not dense:
+            raise LaunchTypeError(
+                "a packed array's bytes must be contiguous",
+                expected="a contiguous uint8 buffer",
+                found=f"a strided view (strides {tuple(getattr(data, 'strides', ()))})",
+                hint="pass a contiguous copy: np.ascontiguousarray(data) / data.contiguous()",
+                code="packed-strided",
+            )
+        self.shape = tuple(int(n) for n in self.shape)
+        size = getattr(data, "nbytes", None)
+        if size is None:  # a torch tensor
+            size = data.numel() * data.element_size()
+        needed = self.dtype.nbytes(int(np.prod(self.shape)))
+        if size < needed:
+            raise LaunchTypeError(
+                f"a packed array of shape {self.shape} and dtype {self.dtype} needs {needed} bytes",
+                expected=f"at least {needed} bytes",
+                found=f"{size} bytes",
+                code="packed-size",
+            )
+
     @classmethod
     def from_values(cls, values: Any, dtype: DataType) -> PackedArray:
         values = np.asarray(values)
