@@ -25,6 +25,7 @@ from tilevm.dtypes import (
 from tilevm.errors import (
     CompileError,
     DeviceError,
+    InlineDepthError,
     KernelTypeError,
     LaunchError,
     LaunchTypeError,
@@ -60,6 +61,7 @@ __all__ = [
     "CompileError",
     "Config",
     "DeviceError",
+    "InlineDepthError",
     "Kernel",
     "KernelTypeError",
     "LaunchError",

@@ -32,6 +32,12 @@ class ShapeError(CompileError, ValueError):
     code = "shape"
 
 
+class InlineDepthError(CompileError, RecursionError):
+    """@tv.func calls nest too deep to inline (a helper that calls itself without end)."""
+
+    code = "call-depth"
+
+
 class LaunchError(TilevmValueError):
     """A launch's arguments, grid or options are wrong."""
 

@@ -146,3 +146,25 @@ def layout_rebound_in_loop(x: tv.Tensor[tv.f32], n: tv.i32):
     for _i in range(n):
         dt = tv.f16  # <- error
     tv.store(x, tv.zeros([64], dt), [0])
+
+
+@tv.kernel
+def view_with_a_tuple_layout(x: tv.Tensor[tv.u8], out: tv.Tensor[tv.u8]):
+    b = tv.load(x, [0], [128])
+    tv.view(b, dtype=tv.i4, layout=(1, 2))
+    tv.store(out, b, [0])
+
+
+@tv.kernel
+def print_a_tensor_argument(x: tv.Tensor[tv.f32]):
+    tv.print(x)
+
+
+@tv.func
+def _forever(a):
+    return _forever(a)
+
+
+@tv.kernel
+def endless_recursion(x: tv.Tensor[tv.f32]):
+    tv.store(x, _forever(tv.load(x, [0], [32])), [0])

@@ -137,3 +137,27 @@ def test_keyword_unpacking_in_a_kernel_call() -> None:
     with pytest.raises(tv.CompileError, match="'other' given twice") as info:
         _keyword_twice[1,](x, out, warps=1, device="interp")
     assert info.value.location is not None
+
+
+@pytest.mark.parametrize("device", ["interp", "cpu"])
+@pytest.mark.parametrize(
+    ("kernel", "args", "code", "text"),
+    [
+        (bad.view_with_a_tuple_layout, "u8", "type", "must be a register layout"),
+        (bad.print_a_tensor_argument, "f32", "type", "prints scalars and tiles"),
+        (bad.endless_recursion, "f32", "call-depth", "nest deeper than 64"),
+    ],
+    ids=["view-layout-tuple", "print-tensor", "recursion"],
+)
+def test_bad_kernels_that_raised_internal_errors(kernel, args, code, text, device) -> None:
+    """These raised AttributeError, an LLVM parse error and RecursionError."""
+    arrays = (
+        [np.zeros(128, np.uint8), np.zeros(128, np.uint8)]
+        if args == "u8"
+        else [np.zeros(32, np.float32)]
+    )
+    arrays = arrays[: len(kernel.signature.parameters)]
+    with pytest.raises(tv.TilevmError, match=text) as info:
+        kernel[1,](*arrays, device=device)
+    assert info.value.code == code and info.value.location is not None
+    assert isinstance(info.value, (TypeError, ValueError, RecursionError))

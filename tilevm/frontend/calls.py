@@ -245,6 +245,13 @@ def _static_print(tr: Translator, *values: Any) -> None:
 
 @handles("print")
 def _print(tr: Translator, *values: Any) -> None:
+    for v in values:
+        if isinstance(v, Var) and isinstance(v.type, GlobalType):
+            raise tr.b.type_error(
+                "tv.print prints scalars and tiles",
+                expected="a scalar or a tile (load the part of the tensor to print)",
+                found=f"the tensor argument {v.name}",
+            )
     args = [v for v in values if isinstance(v, Var)]
     labels = tuple(repr(v) if isinstance(v, Var) else str(v) for v in values)
     tr.b.instr("print", None, args, labels=labels)

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tilevm import language as lang
-from tilevm.errors import CompileError, UnsupportedSyntaxError
+from tilevm.errors import CompileError, InlineDepthError, UnsupportedSyntaxError
 from tilevm.frontend import ops
 from tilevm.frontend.builder import Builder, describe
 from tilevm.frontend.calls import call_builtin, tensor_dim
 from tilevm.frontend.source import FunctionSource
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, TileType
+
+MAX_INLINE_DEPTH = 64  # nested @tv.func calls (each inlined); deeper is endless recursion
 
 BINOPS = {
     ast.Add: "add",
@@ -99,6 +101,7 @@ class ExpressionTranslator:
         self.env: dict[str, Any] = {}
         self.mutable: set[Var] = set()  # variables updated with Assign (loop-carried, branches)
         self.in_func = False
+        self.depth = 0  # how many @tv.func calls deep this body is inlined
 
     # ----- errors -----------------------------------------------------------------------------
     def unsupported(
@@ -352,10 +355,19 @@ class ExpressionTranslator:
                 f"bad call to {func.__name__}: {exc}", location=self.src.loc(node), code="call"
             ) from None
         bound.apply_defaults()
+        if self.depth >= MAX_INLINE_DEPTH:
+            raise InlineDepthError(
+                f"@tv.func calls nest deeper than {MAX_INLINE_DEPTH} (at {func.__name__})",
+                expected="helpers that end: each call is inlined where it is made",
+                found=f"{func.__name__} called {MAX_INLINE_DEPTH} levels deep (recursion?)",
+                hint="write the repetition as a loop (tv.range / tv.static_range)",
+                location=self.src.loc(node),
+            )
         scope = func.fn.__globals__ | closure_vars(func.fn)
         inner = type(self)(func.source, scope, self.b, self.num_threads, self.warp_size)
         inner.env = dict(bound.arguments)
         inner.in_func = True
+        inner.depth = self.depth + 1
         saved = self.b.loc
         try:
             inner.run_body(func.source.tree.body)

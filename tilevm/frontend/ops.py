@@ -146,6 +146,12 @@ def view(
 ) -> Var:
     """Reinterpret the bits each thread holds: the same bits per thread, another dtype/layout."""
     x = b.require_tile(x, "view")
+    if layout is not None and not isinstance(layout, RegisterLayout):
+        raise b.type_error(
+            "tv.view's layout must be a register layout",
+            expected="a layout such as tv.layouts.spatial(n) * tv.layouts.local(k)",
+            found=describe(layout),
+        )
     src_layout = x.type.layout or default_layout(x.type.shape, threads)
     dtype = dtype or x.type.dtype
     bits_per_thread = src_layout.local_size * x.type.dtype.bits
