@@ -32,6 +32,12 @@ class ShapeError(CompileError, ValueError):
     code = "shape"
 
 
+class KernelValueError(CompileError, ValueError):
+    """A value known when the kernel compiles is not one the construct takes."""
+
+    code = "value"
+
+
 class InlineDepthError(CompileError, RecursionError):
     """@tv.func calls nest too deep to inline (a helper that calls itself without end)."""
 

@@ -168,3 +168,19 @@ def _forever(a):
 @tv.kernel
 def endless_recursion(x: tv.Tensor[tv.f32]):
     tv.store(x, _forever(tv.load(x, [0], [32])), [0])
+
+
+@tv.kernel
+def range_step_zero(x: tv.Tensor[tv.f32]):
+    total = 0.0
+    for _i in range(0, 8, 0):
+        total += 1.0
+    tv.store(x, tv.full([32], total, tv.f32), [0])
+
+
+@tv.kernel
+def static_range_step_zero(x: tv.Tensor[tv.f32]):
+    total = 0.0
+    for _i in tv.static_range(0, 8, 0):
+        total += 1.0
+    tv.store(x, tv.full([32], total, tv.f32), [0])

@@ -146,8 +146,10 @@ def test_keyword_unpacking_in_a_kernel_call() -> None:
         (bad.view_with_a_tuple_layout, "u8", "type", "must be a register layout"),
         (bad.print_a_tensor_argument, "f32", "type", "prints scalars and tiles"),
         (bad.endless_recursion, "f32", "call-depth", "nest deeper than 64"),
+        (bad.range_step_zero, "f32", "range-step", "step is 0"),  # ran 0 times / faulted
+        (bad.static_range_step_zero, "f32", "range-step", "step is 0"),  # a raw ValueError
     ],
-    ids=["view-layout-tuple", "print-tensor", "recursion"],
+    ids=["view-layout-tuple", "print-tensor", "recursion", "range-0", "static-range-0"],
 )
 def test_bad_kernels_that_raised_internal_errors(kernel, args, code, text, device) -> None:
     """These raised AttributeError, an LLVM parse error and RecursionError."""

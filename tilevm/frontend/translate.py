@@ -13,7 +13,7 @@ import builtins
 from typing import Any
 
 from tilevm import language as lang
-from tilevm.errors import CompileError
+from tilevm.errors import CompileError, KernelValueError
 from tilevm.frontend import ops
 from tilevm.frontend.builder import INDEX, describe
 from tilevm.frontend.expressions import BINOPS, ExpressionTranslator, Return
@@ -257,6 +257,14 @@ class Translator(ExpressionTranslator):
         kwargs = self.keywords(call.keywords)
         self._check_range_options(node, fn, kwargs)
         start, stop, step = _range_args(args)
+        if not ops.is_runtime(step) and step == 0:  # as Python's range: never a loop
+            raise KernelValueError(
+                "a range's step is 0",
+                expected="a non-zero step",
+                found="step 0",
+                location=self.src.loc(call),
+                code="range-step",
+            )
         if fn is lang.static_range:
             if ops.is_runtime(start, stop, step):
                 raise CompileError(
