@@ -85,3 +85,30 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = readme[marker + 1].strip()
     assert command.startswith("bash .ci/setup && python3 -m pytest")
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_error_class_is_also_a_builtin_exception() -> None:
+    """A handler written for the builtin (except ValueError, except RuntimeError) catches every
+    tilevm error; CompileError, CudaRuntimeError and DisassemblerError were only Exceptions."""
+    import builtins
+    import importlib
+    import inspect
+    import pkgutil
+
+    import tilevm.backends
+
+    for module in pkgutil.walk_packages(tilevm.backends.__path__, "tilevm.backends."):
+        importlib.import_module(module.name)  # every backend module's own error classes
+    specific = {
+        c for c in vars(builtins).values() if inspect.isclass(c) and issubclass(c, BaseException)
+    } - {Exception, BaseException}
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    found = set(subclasses(tv.TilevmError))
+    assert len(found) >= 15
+    for cls in found:
+        assert any(issubclass(cls, b) for b in specific), cls

@@ -5,8 +5,9 @@ from __future__ import annotations
 from tilevm.dtypes.errors import TilevmError, TilevmTypeError, TilevmValueError
 
 
-class CompileError(TilevmError):
-    """A kernel cannot be compiled: the message points at the offending source line."""
+class CompileError(TilevmError, RuntimeError):
+    """A kernel cannot be compiled: the message points at the offending source line. (Also a
+    RuntimeError; the subclasses are the more precise builtin where there is one.)"""
 
     code = "compile"
 

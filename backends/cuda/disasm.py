@@ -21,7 +21,7 @@ _INSTALL_HINT = (
 )
 
 
-class DisassemblerError(TilevmError):
+class DisassemblerError(TilevmError, RuntimeError):
     """cuobjdump or nvdisasm is missing, or could not disassemble a cubin."""
 
     code = "cuda-disasm"

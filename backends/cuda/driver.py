@@ -35,7 +35,7 @@ class NoCudaDevice(DeviceError):
     code = "no-cuda-device"
 
 
-class CudaRuntimeError(TilevmError):
+class CudaRuntimeError(TilevmError, RuntimeError):
     """A CUDA driver call failed: ``call`` is its name, ``error_name`` the ``CUresult`` name."""
 
     code = "cuda-runtime"
