@@ -1,6 +1,7 @@
-"""CUDA code generation without a GPU: every example lowers and compiles to cubins for sm_80 and
-sm_90a; the disassembly shows 128-bit global accesses where the analysis promises them and none
-where it cannot; generated source is readable; resource limits give clear errors."""
+"""CUDA code generation without a GPU: every example and stdlib kernel lowers and compiles to
+cubins for sm_80 and sm_90a; the disassembly shows 128-bit global accesses where the analysis
+promises them and none where it cannot; generated source is readable; resource limits give clear
+errors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
+from tests.kernel_zoo import zoo_calls
 from tilevm.backends.cuda import disasm
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
@@ -30,25 +32,7 @@ def _f32(*shape: int) -> np.ndarray:
     return np.zeros(shape, np.float32)
 
 
-def _example_calls():
-    """Each example's kernel with arguments of the shapes its run() uses."""
-    va, sm, mm, qm = (_example(n) for n in ("vector_add", "softmax", "matmul", "quantized_matmul"))
-    yield "vector_add", va.vector_add, (_f32(10_000), _f32(10_000), _f32(10_000)), {}
-    yield "softmax", sm.softmax, (_f32(33, 300), _f32(33, 300)), {"BLOCK": 512}
-    a, b = np.zeros((70, 90), np.float16), np.zeros((90, 50), np.float16)
-    yield "matmul", mm.matmul, (a, b, _f32(70, 50)), {}
-    for wtype in (tv.i3, tv.f6e3m2fn):
-        packed = np.zeros((64, 256 * wtype.bits // 8), np.uint8)
-        args = (_f32(20, 256), packed, _f32(64, 4), _f32(20, 64))
-        yield f"quantized_matmul_{wtype}", qm.quantized_matmul, args, {"WTYPE": wtype}
-    quick = _example("quickstart")
-    for name in dir(quick):
-        kernel = getattr(quick, name)
-        if isinstance(kernel, tv.Kernel) and hasattr(quick, "ARGS"):
-            yield f"quickstart_{name}", kernel, quick.ARGS[name], {}
-
-
-CALLS = list(_example_calls())
+CALLS = zoo_calls()  # every example and stdlib kernel
 
 
 def _need_disassembler() -> None:
