@@ -7,7 +7,6 @@ tilevm's version, so a new process loads a cached binary without compiling.
 
 from __future__ import annotations
 
-import ctypes
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +17,8 @@ from tilevm.dtypes import DataType
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.thread_ir import ThreadKernel
-from tilevm.runtime.build import LaunchShape, version
+from tilevm.runtime.build import LaunchShape, pointer_args, version
 from tilevm.runtime.cache import DiskCache
-from tilevm.runtime.fast_launch import scalar_arg
 
 NVRTC_OPTIONS = ("--fmad=false",)  # one rounding per operation, as the VM's semantics say
 
@@ -74,19 +72,7 @@ def launch_cuda(
 ) -> None:
     if compiled._function is None:
         compiled._function = driver.Module(compiled.binary, device).function(compiled.name)
-    args: list[ctypes._SimpleCData] = []
-    for p in compiled.thread.params:
-        if p.kind == "tensor":
-            args.append(ctypes.c_void_p(tensors[p.arg].ptr))
-        elif p.kind == "scalar":
-            arg = scalar_arg(*scalars[p.arg])
-            assert arg is not None, p.arg  # the launch checked every scalar against its dtype
-            args.append(arg)
-        else:
-            tensor = tensors[p.arg]
-            args.append(
-                ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
-            )
+    args = pointer_args(compiled.thread, tensors, scalars)
     torch = sys.modules.get("torch")
     stream = current_stream(torch) if torch is not None else 0
     compiled._function.launch(

@@ -17,10 +17,9 @@ from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.backend import Backend, TargetInfo
-from tilevm.runtime.build import LaunchShape, version
+from tilevm.runtime.build import LaunchShape, pointer_args, version
 from tilevm.runtime.cache import DiskCache
 from tilevm.runtime.device_arrays import device_tensor, dlpack_device, torch_device
-from tilevm.runtime.fast_launch import scalar_arg
 
 DEFAULT_ARCH = "gfx942"  # what "hip" compiles for on a machine without an AMD GPU
 KDL_ROCM = 10  # DLPack's device type for ROCm memory
@@ -114,23 +113,12 @@ class HipBackend(Backend):
         return device_tensor(value, name)
 
     def launch(self, built: HipKernel, grid, tensors, scalars, device: str) -> None:
-        import ctypes
-
         index = int(device.partition(":")[2] or 0)
         function = built._functions.get(index)
         if function is None:
             function = driver.Module(built.binary, index).function(built.name)
             built._functions[index] = function
-        args: list[Any] = []
-        for p in built.thread.params:
-            if p.kind == "tensor":
-                args.append(ctypes.c_void_p(tensors[p.arg].ptr))
-            elif p.kind == "scalar":
-                args.append(scalar_arg(*scalars[p.arg]))
-            else:
-                tensor = tensors[p.arg]
-                extent = tensor.shape if p.kind == "dim" else tensor.strides
-                args.append(ctypes.c_int32(extent[p.axis]))
+        args = pointer_args(built.thread, tensors, scalars)
         stream = _current_stream()
         function.launch(grid, (built.num_threads, 1, 1), built.shared_bytes, args, stream)
 

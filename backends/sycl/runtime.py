@@ -165,6 +165,11 @@ class Program:
     kernel: Any = field(repr=False)  # dpctl.program.SyclKernel
     cached: bool = False  # loaded from the disk cache without compiling
     log: str = ""
+    # the kernel takes the status word a trap sets (see ``renderer.STATUS``)
+    traps: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.traps = f"int* __restrict__ {STATUS}" in self.source
 
 
 _programs: dict[tuple[str, ...], Program] = {}
@@ -512,7 +517,7 @@ def launch(
     q = queue(program.device)
     args = {name: tensor_arg(value, name) for name, value in tensors.items()}
     staged = {n: _Staged(a, q) for n, a in args.items() if isinstance(a, HostTensor)}
-    status = _status_word(q) if _traps(program) else None
+    status = _status_word(q) if program.traps else None
     try:
         values = [_param_value(p, args, staged, scalars) for p in kernel.params]
         if status is not None:
@@ -525,11 +530,6 @@ def launch(
             buffer.finish()
     if status is not None:
         _raise_on_trap(program, status)
-
-
-def _traps(program: Program) -> bool:
-    """Whether the kernel takes the status word a trap sets (see ``renderer.STATUS``)."""
-    return f"int* __restrict__ {STATUS}" in program.source
 
 
 def _status_word(q: Any) -> Any:

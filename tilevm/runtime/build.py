@@ -3,12 +3,15 @@ tensor facts a specialization gives the lowering, and tilevm's version for cache
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
+from tilevm.dtypes import DataType
 from tilevm.lowering.lower import TensorFacts
 from tilevm.lowering.thread_ir import ThreadKernel
+from tilevm.runtime.fast_launch import scalar_arg
 
 
 def version() -> str:
@@ -40,4 +43,25 @@ def facts_of(specs: Sequence[Any]) -> dict[str, TensorFacts]:
     }
 
 
-__all__ = ["LaunchShape", "facts_of", "version"]
+def pointer_args(
+    thread: ThreadKernel, tensors: dict[str, Any], scalars: dict[str, tuple[DataType, Any]]
+) -> list[ctypes._SimpleCData]:
+    """A launch's parameters as ctypes values, for backends that pass device pointers
+    (``tensors``: name -> an object with ``ptr``, ``shape``, ``strides``)."""
+    args: list[ctypes._SimpleCData] = []
+    for p in thread.params:
+        if p.kind == "tensor":
+            args.append(ctypes.c_void_p(tensors[p.arg].ptr))
+        elif p.kind == "scalar":
+            arg = scalar_arg(*scalars[p.arg])
+            assert arg is not None, p.arg  # the launch checked every scalar against its dtype
+            args.append(arg)
+        else:
+            tensor = tensors[p.arg]
+            args.append(
+                ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
+            )
+    return args
+
+
+__all__ = ["LaunchShape", "facts_of", "pointer_args", "version"]
