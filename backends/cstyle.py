@@ -61,6 +61,10 @@ class CStyleRenderer:
                 "i64": "int64_t", "u64": "uint64_t", "u1": "bool"}.get(dt.name) or \
             self.storage_type(dt)  # fmt: skip
 
+    def index_type(self, dt: DataType) -> str:
+        """Sizes, strides and loop counters: plain ``int`` unless they need 64 bits."""
+        return "int" if dt.name == "i32" else self.compute_type(dt)
+
     # ----- kernel -----------------------------------------------------------------------------
     def render(self, kernel: t.ThreadKernel) -> str:
         self.codecs: dict[str, str] = {}
@@ -83,7 +87,9 @@ class CStyleRenderer:
     def param(self, p: t.Param) -> str:
         if p.kind == "tensor":
             return f"{self.memory_type(p.dtype)}* {self.restrict} {p.name}"
-        return f"{self.storage_type(p.dtype)} {p.name}" if p.kind == "scalar" else f"int {p.name}"
+        if p.kind == "scalar":
+            return f"{self.storage_type(p.dtype)} {p.name}"
+        return f"{self.index_type(p.dtype)} {p.name}"  # a size or stride
 
     # ----- statements -------------------------------------------------------------------------
     def block(self, stmts: Iterable[t.Stmt], depth: int) -> list[str]:
@@ -143,7 +149,8 @@ class CStyleRenderer:
             st = self.expr(step)
             cond = f"({st} > 0 ? {v} < {self.expr(s.stop)} : {v} > {self.expr(s.stop)})"
             inc = f"{v} += {st}"
-        head = f"{pad}for (int {v} = {self.expr(s.start)}; {cond}; {inc}) {{"
+        ty = self.index_type(s.dtype)
+        head = f"{pad}for ({ty} {v} = {self.expr(s.start)}; {cond}; {inc}) {{"
         pragma = [f"{pad}#pragma unroll"] if s.unroll else []
         return [*pragma, head, *self.block(s.body, depth + 1), f"{pad}}}"]
 
@@ -190,8 +197,10 @@ class CStyleRenderer:
 
     def expr_bin(self, e: t.Bin) -> str:
         a, b = self.expr(e.a), self.expr(e.b)
-        if e.op == "ult":
-            return f"((unsigned)({a}) < (unsigned)({b}))"
+        if e.op == "ult":  # an index against an extent: negatives compare as huge
+            wide = max(e.a.dtype.bits, e.b.dtype.bits) > 32
+            u = "unsigned long long" if wide else "unsigned"
+            return f"(({u})({a}) < ({u})({b}))"
         if e.op in WRAPPING:
             ct = self.compute_type(e.dtype)
             if e.dtype.kind == "int":

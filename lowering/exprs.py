@@ -18,7 +18,17 @@ I32 = dts.i32
 
 
 def const(value: int) -> Const:
-    return Const(int(value), I32)
+    value = int(value)
+    return Const(value, I32 if -(2**31) <= value < 2**31 else dts.i64)
+
+
+def _wider(a: Expr, b: Expr) -> DataType:
+    """The type of index arithmetic on ``a`` and ``b``: a 64-bit integer operand (an offset
+    into a tensor past 2**31 elements) makes the whole expression 64-bit."""
+    da, db = a.dtype, b.dtype
+    if da.is_integer and db.is_integer and db.bits > da.bits:
+        return db
+    return da
 
 
 def is_const(e: Expr, value: int | None = None) -> bool:
@@ -33,14 +43,14 @@ def add(a: Expr, b: Expr | int) -> Expr:
         return a
     if is_const(a, 0):
         return b
-    return Bin("add", a, b, a.dtype)
+    return Bin("add", a, b, _wider(a, b))
 
 
 def sub(a: Expr, b: Expr | int) -> Expr:
     b = const(b) if isinstance(b, int) else b
     if is_const(a) and is_const(b):
         return const(a.value - b.value)
-    return a if is_const(b, 0) else Bin("sub", a, b, a.dtype)
+    return a if is_const(b, 0) else Bin("sub", a, b, _wider(a, b))
 
 
 def mul(a: Expr, b: Expr | int) -> Expr:
@@ -53,7 +63,7 @@ def mul(a: Expr, b: Expr | int) -> Expr:
         return b
     if is_const(a, 0) or is_const(b, 0):
         return const(0)
-    return Bin("mul", a, b, a.dtype)
+    return Bin("mul", a, b, _wider(a, b))
 
 
 def div(a: Expr, n: int) -> Expr:

@@ -170,9 +170,15 @@ class Lowerer:
         return t.Decode(t.Sym(self.name(op), op.type.dtype), compute_type(op.type.dtype))
 
     def index(self, op: Operand) -> t.Expr:
-        """A scalar used as an index (i32)."""
+        """A scalar used as an index: i32, or i64 where its type needs more (a 64-bit offset,
+        a u32 past 2**31), so no index is ever truncated."""
         if isinstance(op, Literal):
             return const(int(op.value))
+        dtype = op.type.dtype
+        if dtype == dts.i64:
+            return t.Sym(self.name(op), dtype)
+        if dtype.bits > 32 or (dtype.bits == 32 and dtype.kind == "uint"):
+            return t.Convert(t.Sym(self.name(op), dtype), dts.i64)
         return t.Sym(self.name(op))
 
     def element(self, var: Var, slot: t.Expr) -> t.Expr:
@@ -212,7 +218,7 @@ class Lowerer:
                         t.Param(
                             self.dims[(var, kind, d)],
                             kind if kind == "stride" else "dim",
-                            dim_t(),
+                            var.type.index_dtype,
                             var.name,
                             d,
                         )  # fmt: skip
@@ -221,12 +227,12 @@ class Lowerer:
             self.params.append(t.Param(name, "scalar", var.type.dtype, var.name))
 
     def shape_sym(self, tensor: Var, d: int) -> t.Sym:
-        return t.Sym(self.dims[(tensor, "shape", d)])
+        return t.Sym(self.dims[(tensor, "shape", d)], tensor.type.index_dtype)
 
     def stride_sym(self, tensor: Var, d: int) -> t.Expr:
         if d == tensor.type.rank - 1 and self.facts.get(tensor.name, TensorFacts()).contiguous:
             return const(1)
-        return t.Sym(self.dims[(tensor, "stride", d)])
+        return t.Sym(self.dims[(tensor, "stride", d)], tensor.type.index_dtype)
 
     def _declare_carried(self, stmts) -> None:
         """Variables given new values by ``Assign`` are declared once, up front, so they outlive
@@ -325,6 +331,7 @@ class Lowerer:
                 step,
                 tuple(inner),
                 unroll=bool(unroll),
+                dtype=stmt.var.type.dtype,
             )  # fmt: skip
         )
 

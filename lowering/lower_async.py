@@ -49,7 +49,9 @@ def _copy_run(lw: Lowerer, src: GlobalAccess, dst, i: t.Expr, v: int, width: int
         [cmp("ult", x, lw.shape_sym(src.tensor, d)) for d, x in enumerate(index)]
     )  # the run's first element is inside (so are its rows)
     remaining = sub(lw.shape_sym(src.tensor, last), index[last])
-    elements = t.Call("min", (remaining, const(v)), dts.i32)
+    elements = t.Call("min", (remaining, t.Const(v, remaining.dtype)), remaining.dtype)
+    if elements.dtype != dts.i32:  # at most v: narrow it for the byte count
+        elements = t.Convert(elements, dts.i32)
     nbytes = t.Select(rows_inside, mul(elements, width // v), const(0), dts.i32)
     # a copy of 0 source bytes reads nothing, so the address of a run outside may dangle
     call = t.Call(

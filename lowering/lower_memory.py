@@ -71,7 +71,12 @@ class GlobalAccess:
         self.lw, self.tensor, self.layout = lw, tensor, layout
         self.dtype = tensor.type.dtype
         rank = tensor.type.rank
-        self.offsets = [lw.index(o) for o in offsets]
+        offsets_ = [lw.index(o) for o in offsets]
+        # 64-bit arithmetic where the tensor passes 2**31 elements of offset or an offset is
+        # 64-bit: offset + coordinate is then exact (no 32-bit wrap), as the semantics say
+        wide = tensor.type.wide or any(o.dtype.bits > 32 for o in offsets_)
+        self.index_dtype = dts.i64 if wide else dts.i32
+        self.offsets = [widen(o, self.index_dtype) for o in offsets_]
         facts = lw.facts.get(tensor.name, TensorFacts())
         packed = self.dtype.bits not in NATIVE_BITS
         divisors = [lw.div.of(offsets[-1])]
@@ -88,7 +93,10 @@ class GlobalAccess:
         self.whole_runs = self.vector > 1 and facts.extent_align % self.vector == 0
 
     def index(self, slot: t.Expr) -> list[t.Expr]:
-        return [add(o, c) for o, c in zip(self.offsets, coords(self.layout, self.lw.tid, slot))]
+        return [
+            add(o, widen(c, self.index_dtype))
+            for o, c in zip(self.offsets, coords(self.layout, self.lw.tid, slot))
+        ]
 
     def mem(self, index: list[t.Expr]) -> t.Mem:
         offset: t.Expr = const(0)
@@ -121,6 +129,15 @@ class GlobalAccess:
         element = t.Convert(self.mem(index).offset, dts.i64)
         position = t.Bin("mul", element, t.Const(self.dtype.bits, dts.i64), dts.i64)
         return (t.Sym(self.lw.name(self.tensor), dts.u8), position, const(self.dtype.bits))
+
+
+def widen(e: t.Expr, dtype: DataType) -> t.Expr:
+    """``e`` as an index of ``dtype`` (i32 indices sign-extend to i64)."""
+    if e.dtype == dtype:
+        return e
+    if isinstance(e, t.Const):
+        return t.Const(e.value, dtype)
+    return t.Convert(e, dtype)
 
 
 @lowers("load")

@@ -208,6 +208,7 @@ class Loop(Stmt):
     step: Expr
     body: tuple[Stmt, ...]
     unroll: bool = False
+    dtype: DataType = I32  # the counter's type: i64 where a bound needs it
 
 
 @dataclass(frozen=True)

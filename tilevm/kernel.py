@@ -26,7 +26,13 @@ from tilevm.ir.verify import verify
 from tilevm.lowering.pipeline import Lowered, lower_kernel
 from tilevm.lowering.target import Target
 from tilevm.runtime import registry
-from tilevm.runtime.arrays import PackedArray, host_tensor, is_host_tensor, is_tensor_like
+from tilevm.runtime.arrays import (
+    PackedArray,
+    host_tensor,
+    is_host_tensor,
+    is_tensor_like,
+    needs_wide_index,
+)
 from tilevm.runtime.backend import Backend
 from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
@@ -50,6 +56,7 @@ class ParamSpec:
     aligned16: bool = True
     stride_align: int = 1  # a power of two dividing every stride but the last (elements)
     extent_align: int = 1  # a power of two dividing the last dimension's extent
+    wide: bool = False  # sizes, strides or offsets reach 2**31 elements: 64-bit indexing
 
 
 def kernel(fn: Any = None, *, warps: int = 4) -> Any:
@@ -157,7 +164,7 @@ class Kernel:
                 tr.env[spec.name] = spec.value
                 continue
             type_ = (
-                GlobalType(spec.dtype, spec.rank)
+                GlobalType(spec.dtype, spec.rank, spec.wide)
                 if spec.kind == "tensor"
                 else ScalarType(spec.dtype)
             )
@@ -317,12 +324,6 @@ def _spec(
                 found=f"a tensor of {host.dtype}",
                 hint=f"convert it, e.g. arr.astype(...) to {annotation.dtype}",
             )
-        if int(np.prod(host.shape)) >= 2**31:
-            raise LaunchError(
-                f"argument '{name}' has 2**31 or more elements",
-                expected="fewer elements (32-bit indexing)",
-                found=str(host.shape),
-            )
         spec = ParamSpec(
             name,
             "tensor",
@@ -333,6 +334,7 @@ def _spec(
             host.aligned16,
             host.stride_align,
             host.extent_align,
+            needs_wide_index(host.shape, host.strides),
         )
         return spec, host
     if isinstance(annotation, DataType) or annotation is inspect.Parameter.empty:

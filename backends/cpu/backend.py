@@ -57,7 +57,9 @@ class CpuBackend(Backend):
     def fast_entry(self, built: CpuKernel, positions, specs, tensors) -> Entry | None:
         if not all(_host_fast(t) for t in tensors.values()):
             return None
-        plan = tuple((p.kind, positions[p.arg], p.axis) for p in built.thread.params)
+        plan = tuple(
+            (p.kind, positions[p.arg], p.axis, p.dtype.bits) for p in built.thread.params
+        )
         scalars = {positions[s.name]: s.dtype for s in specs if s.kind == "scalar"}
         return Entry(plan, scalars, functools.partial(run_slots, built), host=True)
 

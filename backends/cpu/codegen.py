@@ -91,7 +91,7 @@ class _Codegen:
                 if isinstance(s, t.Declare):
                     declared[s.name] = (ct.storage(s.dtype), s.size, region)
                 elif isinstance(s, t.Loop):
-                    declared[s.var] = ("i32", None, region)
+                    declared[s.var] = (ct.compute(s.dtype), None, region)
                 elif isinstance(s, (t.VecLoad, t.VecStore)):
                     used.setdefault(s.array, set()).add(region)
                 elif isinstance(s, bp.Gather) and isinstance(s.value, (t.Ref, t.Addr)):
@@ -107,7 +107,7 @@ class _Codegen:
                 if isinstance(n, bp.Region):
                     visit(n.stmts, n.index)
                 elif isinstance(n, bp.BlockLoop):
-                    declared[n.var] = ("i32", None, -1)
+                    declared[n.var] = (ct.compute(n.dtype), None, -1)
                     for e in (n.start, n.stop, n.step):
                         note(e, -1)
                     nodes(n.body)
@@ -168,7 +168,7 @@ class _Codegen:
         for i, p in enumerate(self.kernel.params):
             slot = b.gep(args, [ir.Constant(I64, i)], source_etype=I64)
             c = "ptr" if p.kind == "tensor" else ct.storage(p.dtype) if p.kind == "scalar" \
-                else "i32"  # fmt: skip
+                else ct.compute(p.dtype)  # fmt: skip
             self.params[p.name] = Value(b.load(slot, typ=LLVM[c]), c)
         size = [b.load(b.gep(grid, [ir.Constant(I32, k)], source_etype=I32), typ=I32)
                 for k in range(3)]  # fmt: skip
@@ -238,7 +238,7 @@ class _Codegen:
             self.emulation.call(b, n.fn, pointers)
 
     def node_BlockLoop(self, n: bp.BlockLoop) -> None:
-        self.loop(n.var, n.start, n.stop, n.step, lambda: self.nodes(n.body))
+        self.loop(n.var, n.start, n.stop, n.step, lambda: self.nodes(n.body), ct.compute(n.dtype))
 
     def node_BlockIf(self, n: bp.BlockIf) -> None:
         self.branch(n.cond, lambda: self.nodes(n.then), lambda: self.nodes(n.orelse))
@@ -250,23 +250,25 @@ class _Codegen:
         self.break_()
 
     # ----- control flow shared by both levels ------------------------------------------------
-    def loop(self, var: str, start: t.Expr, stop: t.Expr, step: t.Expr, body) -> None:
+    def loop(
+        self, var: str, start: t.Expr, stop: t.Expr, step: t.Expr, body, c: str = "i32"
+    ) -> None:
         b = self.b
         ptr = self.address(var)
-        b.store(convert(b, self.expr(start), "i32").v, ptr)
+        b.store(convert(b, self.expr(start), c).v, ptr)
         cond_block = self.fn.append_basic_block(f"{var}_cond")
         body_block = self.fn.append_basic_block(f"{var}_body")
         next_block = self.fn.append_basic_block(f"{var}_next")
         done = self.fn.append_basic_block(f"{var}_done")
         b.branch(cond_block)
         b.position_at_end(cond_block)
-        v = b.load(self.address(var), typ=I32)
-        stop_v = convert(b, self.expr(stop), "i32").v
+        v = b.load(self.address(var), typ=LLVM[c])
+        stop_v = convert(b, self.expr(stop), c).v
         if isinstance(step, t.Const):
             go = b.icmp_signed("<" if step.value > 0 else ">", v, stop_v)
         else:
-            st = convert(b, self.expr(step), "i32").v
-            up = b.icmp_signed(">", st, ir.Constant(I32, 0))
+            st = convert(b, self.expr(step), c).v
+            up = b.icmp_signed(">", st, ir.Constant(LLVM[c], 0))
             go = b.select(up, b.icmp_signed("<", v, stop_v), b.icmp_signed(">", v, stop_v))
         b.cbranch(go, body_block, done)
         b.position_at_end(body_block)
@@ -275,8 +277,8 @@ class _Codegen:
         self.loops.pop()
         b.branch(next_block)
         b.position_at_end(next_block)
-        st = convert(b, self.expr(step), "i32").v
-        b.store(b.add(b.load(self.address(var), typ=I32), st), self.address(var))
+        st = convert(b, self.expr(step), c).v
+        b.store(b.add(b.load(self.address(var), typ=LLVM[c]), st), self.address(var))
         b.branch(cond_block)
         b.position_at_end(done)
 
@@ -337,7 +339,7 @@ class _Codegen:
             store = b.store(value, dst)
             store.align = SIZE[c]
         elif isinstance(s, t.Loop):
-            self.loop(s.var, s.start, s.stop, s.step, lambda: self.stmts(s.body))
+            self.loop(s.var, s.start, s.stop, s.step, lambda: self.stmts(s.body), ct.compute(s.dtype))
         elif isinstance(s, t.IfThen):
             self.branch(s.cond, lambda: self.stmts(s.then), lambda: self.stmts(s.orelse))
         elif isinstance(s, t.Forever):
@@ -423,7 +425,9 @@ class _Codegen:
         a, y = self.expr(e.a), self.expr(e.b)
         op = e.op
         if op in ("eq", "ne", "lt", "le", "gt", "ge", "ult"):
-            c = "u32" if op == "ult" else ct.common(a.c, y.c)
+            # "ult": an index against an extent, where negatives compare as huge
+            wide = "64" in a.c or "64" in y.c
+            c = ("u64" if wide else "u32") if op == "ult" else ct.common(a.c, y.c)
             x, z = convert(b, a, c).v, convert(b, y, c).v
             sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
                    "ult": "<"}[op]  # fmt: skip

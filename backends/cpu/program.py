@@ -24,6 +24,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.lowering import thread_ir as t
 from tilevm.lowering.target import Target
@@ -78,6 +79,7 @@ class BlockLoop(Node):
     stop: t.Expr
     step: t.Expr
     body: list[Node]
+    dtype: DataType = dts.i32  # the counter's type
 
 
 @dataclass
@@ -299,7 +301,9 @@ class _Builder:
                 self.warp_call(s.call, nodes)
             elif isinstance(s, t.Loop):
                 self.uniform.add(s.var)
-                nodes.append(BlockLoop(s.var, s.start, s.stop, s.step, self.build(s.body)))
+                nodes.append(
+                    BlockLoop(s.var, s.start, s.stop, s.step, self.build(s.body), s.dtype)
+                )
                 nodes.append(Region())
             elif isinstance(s, t.IfThen):
                 _check_uniform(s.cond)

@@ -105,7 +105,9 @@ class CudaBackend(Backend):
     def fast_entry(self, built, positions, specs, tensors) -> Entry | None:
         if not all(type(t.source).__name__ == "Tensor" for t in tensors.values()):
             return None  # DLPack objects and packed arrays take the full path
-        plan = tuple((p.kind, positions[p.arg], p.axis) for p in built.thread.params)
+        plan = tuple(
+            (p.kind, positions[p.arg], p.axis, p.dtype.bits) for p in built.thread.params
+        )
         scalars = {positions[s.name]: s.dtype for s in specs if s.kind == "scalar"}
         function = built._function
         block, shared = (built.num_threads, 1, 1), built.shared_bytes

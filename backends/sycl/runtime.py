@@ -44,7 +44,7 @@ from tilevm.lowering.thread_ir import Param, ThreadKernel
 from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides, extent_align, host_tensor
 from tilevm.runtime.arrays import stride_align as _stride_align
 from tilevm.runtime.cache import DiskCache
-from tilevm.runtime.fast_launch import scalar_arg
+from tilevm.runtime.fast_launch import INDEX_CTYPE, scalar_arg
 
 
 def _point_icd_loader_at_the_cpu_runtime() -> None:
@@ -563,7 +563,8 @@ def _param_value(
     tensor = staged.get(p.arg) or args[p.arg]
     if p.kind == "tensor":
         return tensor.pointer
-    return ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
+    size = (tensor.shape if p.kind == "dim" else tensor.strides)[p.axis]
+    return INDEX_CTYPE[p.dtype.bits](size)
 
 
 __all__ = [

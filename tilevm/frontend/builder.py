@@ -196,7 +196,7 @@ class Builder:
             raise self.type_error(
                 f"{what} must be an integer", expected="an int", found=describe(value)
             )
-        return self.literal(int(value), INDEX)
+        return self.literal(int(value), python_dtype(value))
 
 
 def python_dtype(value: Any) -> DataType:

@@ -292,5 +292,9 @@ def tensor_dim(tr: Translator, tensor: Var, index: Any, what: str) -> Var:
             f"{what} index", expected=f"an int in [0, {tensor.type.rank})", found=describe(index)
         )
     return tr.b.instr(
-        what, ScalarType(INDEX), [tensor], name=f"{tensor.name}_{what}{index}", axis=index
+        what,
+        ScalarType(tensor.type.index_dtype),
+        [tensor],
+        name=f"{tensor.name}_{what}{index}",
+        axis=index,
     )

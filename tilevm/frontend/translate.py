@@ -12,12 +12,14 @@ import ast
 import builtins
 from typing import Any
 
+from tilevm import dtypes as dts
 from tilevm import language as lang
+from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, KernelValueError
 from tilevm.frontend import ops
 from tilevm.frontend.builder import INDEX, describe
 from tilevm.frontend.expressions import BINOPS, ExpressionTranslator, Return
-from tilevm.ir.nodes import Assign, For, If, Var, While
+from tilevm.ir.nodes import Assign, For, If, Literal, Var, While
 from tilevm.ir.types import ScalarType, TileType
 
 _MISSING = object()
@@ -283,7 +285,7 @@ class Translator(ExpressionTranslator):
             self.make_mutable(name)
         before = dict(self.env)
         operands = [self.b.scalar_index(v, "range bound") for v in (start, stop, step)]
-        loop_var = self.b.var(node.target.id, ScalarType(INDEX))
+        loop_var = self.b.var(node.target.id, ScalarType(counter_dtype(operands)))
         self.env[node.target.id] = loop_var
         self.b.push()
         self.run_body(node.body)
@@ -402,3 +404,13 @@ def assigned_names(stmts: list[ast.stmt]) -> list[str]:
             ):
                 names.append(node.id)
     return names
+
+
+def counter_dtype(bounds: list) -> DataType:
+    """A loop counter is i32 unless a bound needs more (a 64-bit integer, or a u32 past
+    2**31): then i64, so the counter reaches every value between the bounds."""
+    for b in bounds:
+        dt = b.dtype if isinstance(b, Literal) else b.type.dtype
+        if dt.bits > 32 or (dt.bits == 32 and dt.kind == "uint"):
+            return dts.i64
+    return INDEX

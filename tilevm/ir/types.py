@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.layouts import RegisterLayout, SharedLayout
 
@@ -24,9 +25,17 @@ class GlobalType:
 
     dtype: DataType
     rank: int
+    # sizes, strides or element offsets reach 2**31: index arithmetic on it is 64-bit (the
+    # specialization decides, so tensors that fit keep 32-bit arithmetic)
+    wide: bool = False
+
+    @property
+    def index_dtype(self) -> DataType:
+        return dts.i64 if self.wide else dts.i32
 
     def __str__(self) -> str:
-        return f"global {self.dtype}[{', '.join('?' * self.rank)}]"
+        wide = " (64-bit indices)" if self.wide else ""
+        return f"global {self.dtype}[{', '.join('?' * self.rank)}]{wide}"
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,21 @@ def extent_align(shape: tuple[int, ...], bits: int) -> int:
     return align
 
 
+INDEX_LIMIT = 2**31  # 32-bit index arithmetic reaches every element below this offset
+
+
+def needs_wide_index(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether a tensor needs 64-bit index arithmetic: an extent, a stride or the offset of
+    some element (in elements, either sign) reaches 2**31."""
+    span = 0
+    for n, s in zip(shape, strides):
+        if n >= INDEX_LIMIT or not -INDEX_LIMIT < s < INDEX_LIMIT:
+            return True
+        if n > 1:
+            span += (n - 1) * abs(s)
+    return span >= INDEX_LIMIT
+
+
 def c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, step = [], 1
     for n in reversed(shape):

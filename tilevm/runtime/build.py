@@ -11,7 +11,7 @@ from typing import Any
 from tilevm.dtypes import DataType
 from tilevm.lowering.lower import TensorFacts
 from tilevm.lowering.thread_ir import ThreadKernel
-from tilevm.runtime.fast_launch import scalar_arg
+from tilevm.runtime.fast_launch import INDEX_CTYPE, scalar_arg
 
 
 def version() -> str:
@@ -58,9 +58,8 @@ def pointer_args(
             args.append(arg)
         else:
             tensor = tensors[p.arg]
-            args.append(
-                ctypes.c_int32((tensor.shape if p.kind == "dim" else tensor.strides)[p.axis])
-            )
+            size = (tensor.shape if p.kind == "dim" else tensor.strides)[p.axis]
+            args.append(INDEX_CTYPE[p.dtype.bits](size))
     return args
 
 

@@ -19,14 +19,17 @@ import numpy as np
 
 import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
-from tilevm.runtime.arrays import extent_align, stride_align
+from tilevm.runtime.arrays import extent_align, needs_wide_index, stride_align
 
 _MISS = object()
+INDEX_CTYPE = {32: ctypes.c_int32, 64: ctypes.c_int64}  # a size or stride parameter
 
 
 @dataclass(frozen=True)
 class Entry:
-    plan: tuple[tuple[str, int, int], ...]  # (kind, argument position, axis) per parameter
+    # (kind, argument position, axis, bits) per parameter: sizes and strides are passed as
+    # 32- or 64-bit integers, as the specialization's index width says
+    plan: tuple[tuple[str, int, int, int], ...]
     scalars: dict[int, DataType]
     # Runs the kernel on its parameters and the grid: for host entries the parameters are
     # 8-byte slots read from numpy arrays, otherwise ctypes values read from torch tensors.
@@ -70,7 +73,8 @@ class FastPath:
                 strides = tuple(s // item for s in value.strides)
                 parts.append((value.dtype, value.ndim, not strides or strides[-1] == 1,
                               value.ctypes.data & 15 == 0, stride_align(strides, item * 8),
-                              extent_align(value.shape, item * 8), "host"))  # fmt: skip
+                              extent_align(value.shape, item * 8),
+                              needs_wide_index(value.shape, strides), "host"))  # fmt: skip
             elif torch is not None and type(value) is torch.Tensor:
                 if value.device.type == "cpu":  # torch's name for host memory
                     return None
@@ -80,6 +84,7 @@ class FastPath:
                 parts.append((value.dtype, len(strides), not strides or strides[-1] == 1,
                               value.data_ptr() & 15 == 0, align,
                               extent_align(tuple(value.shape), bits),
+                              needs_wide_index(tuple(value.shape), strides),
                               value.device))  # fmt: skip
             elif kind != "tensor" and type(value) in (int, float, bool):
                 parts.append(type(value))
@@ -95,14 +100,14 @@ class FastPath:
         if entry.host:
             return self._launch_host(entry, values, grid)
         params: list[Any] = []
-        for kind, position, axis in entry.plan:
+        for kind, position, axis, bits in entry.plan:
             value = values[position]
             if kind == "tensor":
                 params.append(ctypes.c_void_p(value.data_ptr()))
             elif kind == "dim":
-                params.append(ctypes.c_int32(value.shape[axis]))
+                params.append(INDEX_CTYPE[bits](value.shape[axis]))
             elif kind == "stride":
-                params.append(ctypes.c_int32(value.stride(axis)))
+                params.append(INDEX_CTYPE[bits](value.stride(axis)))
             else:
                 arg = scalar_arg(entry.scalars[position], value)
                 if arg is None:
@@ -113,7 +118,7 @@ class FastPath:
 
     def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
         slots: list[int] = []
-        for kind, position, axis in entry.plan:
+        for kind, position, axis, _ in entry.plan:
             value = values[position]
             if kind == "tensor":
                 slots.append(value.ctypes.data)
