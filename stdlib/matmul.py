@@ -127,18 +127,27 @@ CONFIGS = {
 }
 
 
-def choose_config(m: int, n: int, k: int) -> GemmConfig:
+def choose_config(m: int, n: int, k: int, shared_bytes: int | None = None) -> GemmConfig:
     """The heuristic where nothing is timed: skinny M streams B with deep K steps; large
-    problems take the big tile when it still fills the machine, else a smaller one."""
+    problems take the big tile when it still fills the machine, else a smaller one. With
+    ``shared_bytes`` (the device's per-block limit), the first preference whose rings fit."""
+    for name in _preferences(m, n):
+        config = CONFIGS[name]
+        if shared_bytes is None or config.shared_bytes() <= shared_bytes:
+            return config
+    return min(CONFIGS.values(), key=lambda c: c.shared_bytes())
+
+
+def _preferences(m: int, n: int) -> tuple[str, ...]:
     if m <= 16:
-        return CONFIGS["skinny-k256"]
+        return ("skinny-k256", "skinny", "narrow", "small")
     if m <= 32:
-        return CONFIGS["narrow"]
+        return ("narrow", "small")
     if m * n >= 128 * 128 * 100:
-        return CONFIGS["large"]
+        return ("large", "medium", "small")
     if m * n >= 64 * 128 * 64:
-        return CONFIGS["medium"]
-    return CONFIGS["small"]
+        return ("medium", "small")
+    return ("small",)
 
 
 def prune_configs(configs: list[tv.Config], a: Any, c: Any, A_T: bool, **_: Any) -> list[tv.Config]:
@@ -152,9 +161,21 @@ def prune_configs(configs: list[tv.Config], a: Any, c: Any, A_T: bool, **_: Any)
     return fits or [min(configs, key=lambda cfg: cfg.BM * cfg.BN * cfg.BK)]
 
 
-def _heuristic(a: Any, c: Any, A_T: bool, **_: Any) -> tv.Config:
+def _heuristic(a: Any, c: Any, A_T: bool, device: str | None = None, **_: Any) -> tv.Config:
     m, n = c.shape
-    return choose_config(m, n, a.shape[0] if A_T else a.shape[1]).to_config()
+    k = a.shape[0] if A_T else a.shape[1]
+    return choose_config(m, n, k, _shared_limit(device)).to_config()
+
+
+def _shared_limit(device: str | None) -> int | None:
+    """The device's shared memory per block; None where it has no limit to fit (the
+    interpreter) or is unknown (a compile target without its device here)."""
+    if device is None or device == "interp":
+        return None
+    try:
+        return tv.device_properties(device).shared_bytes_per_block
+    except tv.TilevmError:
+        return None
 
 
 def _pow2(n: int) -> int:

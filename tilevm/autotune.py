@@ -18,6 +18,8 @@ The interpreter never tunes, nor does any device with ``TILEVM_AUTOTUNE=0``: bot
 
 from __future__ import annotations
 
+import inspect
+
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -53,7 +55,9 @@ def autotune(
     each distinct value of the ``key`` arguments (tensors: their shapes).
 
     ``heuristic(**arguments) -> Config`` picks the config where nothing is timed (the
-    interpreter, ``TILEVM_AUTOTUNE=0``; default: the first config); ``prune(configs,
+    interpreter, ``TILEVM_AUTOTUNE=0``; default: the first config); a heuristic that takes a
+    ``device`` keyword (or ``**kwargs``) also gets the device the launch runs on (None where
+    unknown), to fit the config to it (``tv.device_properties(device)``). ``prune(configs,
     **arguments)`` returns the configs worth timing for these arguments.
     """
     return lambda kernel: Autotuner(kernel, configs, key, heuristic, prune)
@@ -77,6 +81,7 @@ class Autotuner:
         self.configs = check_configs(kernel, configs)
         self.key = check_key(kernel, key, self.configs)
         self.heuristic = heuristic
+        self._heuristic_takes_device = heuristic is not None and _takes_keyword(heuristic, "device")
         self.prune = prune
         self.timings: dict[Config, float] = {}  # the last tuning's, in seconds
         params = kernel.signature.parameters
@@ -153,7 +158,7 @@ class Autotuner:
     # ----- choosing ---------------------------------------------------------------------------
     def _choose(self, grid: Grid, args, kwargs, bound, device: str | None) -> Config:
         if device == "interp" or not tuning_enabled():
-            return self._heuristic(bound)
+            return self._heuristic(bound, _device(device, list(bound.values())))
         memo = self._memo(bound, device)
         best = self._memos.get(memo)
         if best is None:  # first launch of this kind: find the device, the key, the results
@@ -170,7 +175,7 @@ class Autotuner:
         """The config for these arguments if it is known (in memory or on disk) or needs no
         tuning; None where tuning would be needed."""
         if where is None or where == "interp" or not tuning_enabled():
-            return self._heuristic(bound)
+            return self._heuristic(bound, where)
         key = self._key(bound, where)
         best = self._results.get((where, key)) or self._from_disk(where, key)
         if best is not None:
@@ -179,12 +184,13 @@ class Autotuner:
 
     def _static_config(self, args: tuple, kwargs: dict, where: str | None) -> Config:
         bound = self._bind(args, kwargs)
-        return self._known(bound, where) or self._heuristic(bound)
+        return self._known(bound, where) or self._heuristic(bound, where)
 
-    def _heuristic(self, bound: dict[str, Any]) -> Config:
+    def _heuristic(self, bound: dict[str, Any], device: str | None) -> Config:
         if self.heuristic is None:
             return self.configs[0]
-        config = self.heuristic(**bound)
+        extra = {"device": device} if self._heuristic_takes_device else {}
+        config = self.heuristic(**bound, **extra)
         if not isinstance(config, Config):
             raise LaunchTypeError(
                 f"the heuristic of {self.__name__} returned a {type(config).__name__}",
@@ -407,6 +413,14 @@ def tuning_enabled() -> bool:
 def _device(device: str | None, args: Sequence[Any] = ()) -> str:
     """The device a launch with these arguments runs on."""
     return registry.resolve(device, args)[1]
+
+
+def _takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _runs_here(target: str) -> str | None:

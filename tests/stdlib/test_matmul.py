@@ -51,6 +51,23 @@ def test_interpreter_takes_the_heuristic_config(rng) -> None:
     assert chosen == mm.choose_config(m, n, k).to_config() == mm.CONFIGS["narrow"].to_config()
 
 
+@pytest.mark.parametrize("device", ["cpu", "cpu:amd"])
+def test_untuned_skinny_matmul_fits_the_devices_shared_memory(rng, monkeypatch, device) -> None:
+    # M <= 16 took skinny-k256 (120 KiB of rings) everywhere: over cpu's 96 and cpu:amd's 64 KiB
+    monkeypatch.setenv("TILEVM_AUTOTUNE", "0")
+    m, n, k = 5, 40, 300
+    a, b = _operands(rng, m, n, k, np.float16, a_cols=False, b_cols=False)
+    out = np.full((m, n), np.nan, np.float16)
+    mm.matmul(a, b, out, device=device)
+    assert _rel(out, mm.reference(a, b)) < 2e-3
+    chosen = mm.gemm_tuned.best_config(a, b, out, A_T=False, B_T=False, device=device)
+    limit = tv.device_properties(device).shared_bytes_per_block
+    assert chosen != mm.CONFIGS["skinny-k256"].to_config()
+    assert mm.GemmConfig(*(chosen.constexprs[x] for x in ("BM", "BN", "BK", "STAGES")),
+                         chosen.warps).shared_bytes() <= limit  # fmt: skip
+    assert mm.choose_config(m, n, k) == mm.CONFIGS["skinny-k256"]  # no limit: the GPU's pick
+
+
 def test_tuned_matmul_on_the_cpu_matches_float64(rng, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("TILEVM_AUTOTUNE", raising=False)

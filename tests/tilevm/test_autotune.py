@@ -297,7 +297,9 @@ def test_autotune_0_launches_the_heuristics_config_only(rng, launches, monkeypat
     tuned = tuner(heuristic=heuristic)
     tuned[GRID](x, out)
     assert len(launches) == 1 and launches[0][1]["REPEAT"] == 1 and launches[0][1]["warps"] == 2
-    assert set(seen[0]) == {"x", "out"} and seen[0]["x"] is x
+    # a heuristic taking **kwargs also learns the device, to fit its config to it
+    assert set(seen[0]) == {"x", "out", "device"} and seen[0]["x"] is x
+    assert seen[0]["device"] == "cpu"
     np.testing.assert_allclose(out, expected(x, FAST), rtol=1e-6)
     assert tuned.timings == {} and not tuned.cache_file().exists()
     launches.clear()
