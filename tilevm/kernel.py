@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import os
@@ -16,7 +17,8 @@ from tilevm import language as lang
 from tilevm.dtypes import DataType, DtypeError
 from tilevm.errors import CompileError, DeviceError, LaunchError, LaunchTypeError
 from tilevm.frontend.builder import Builder, python_dtype
-from tilevm.frontend.expressions import Func, closure_vars
+from tilevm.frontend.expressions import Func
+from tilevm.frontend.scope import Guard, Reads, Scope, guards_hold
 from tilevm.frontend.source import FunctionSource
 from tilevm.frontend.translate import Translator
 from tilevm.ir.nodes import KernelIR, Param, written_tensors
@@ -25,7 +27,7 @@ from tilevm.ir.types import GlobalType, ScalarType
 from tilevm.ir.verify import verify
 from tilevm.lowering.pipeline import Lowered, lower_kernel
 from tilevm.lowering.target import Target
-from tilevm.runtime import registry
+from tilevm.runtime import programs, registry
 from tilevm.runtime.arrays import (
     PackedArray,
     host_tensor,
@@ -37,10 +39,14 @@ from tilevm.runtime.backend import Backend
 from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import FastPath
+from tilevm.runtime.programs import Ready
 
 WARP_SIZE = 32  # for the VM IR shown by kernel.ir(); each target has its own
 MAX_WARPS = 32
 MAX_GRID = (2**31 - 1,) * 3  # block ids are i32 in the VM; targets may allow fewer
+# Compiled variants kept per specialization, one per set of values of the globals the kernel
+# read (newest first): a global switched back and forth does not compile each time.
+MAX_VARIANTS = 4
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,9 @@ class Kernel:
             ) from exc
         self._fast = _fast_path(self.signature)
         self._source: FunctionSource | None = None
-        self._cache: dict[tuple, KernelIR] = {}
-        self._binaries: dict[tuple, Any] = {}  # what each backend's build returned
+        # per specialization, its variants (see MAX_VARIANTS), newest first
+        self._cache: dict[tuple, list[Translation]] = {}  # VM IR and the globals it read
+        self._binaries: dict[tuple, list[Ready]] = {}  # what each backend's build returned
 
     def __repr__(self) -> str:
         return f"<tilevm kernel {self.__name__}>"
@@ -152,11 +159,17 @@ class Kernel:
     ) -> KernelIR:
         """The VM IR of a specialization for blocks of ``warps`` warps of ``warp_size``
         threads (the target's warp size: 32, 64 on AMD, a sub-group size on Intel)."""
+        return self._translate(specs, warps, warp_size).ir
+
+    def _translate(self, specs: Sequence[ParamSpec], warps: int, warp_size: int) -> Translation:
+        """The VM IR of a specialization, translated again when a global it read changed."""
         key = (tuple(specs), warps, warp_size)
-        if key in self._cache:
-            return self._cache[key]
+        found = _holding(self._cache.get(key, ()))
+        if found is not None:
+            return found
+        reads = Reads()
         builder = Builder()
-        scope = self.fn.__globals__ | closure_vars(self.fn)
+        scope = Scope(self.fn, reads)
         tr = Translator(self.source, scope, builder, warps * warp_size, warp_size)
         params = []
         for spec in specs:
@@ -182,8 +195,9 @@ class Kernel:
         )
         verify(ir)
         _dump(ir, "frontend", len(self._cache))
-        self._cache[key] = ir
-        return ir
+        translation = Translation(ir, reads, reads.guards())
+        _remember(self._cache, key, translation)
+        return translation
 
     def ir(self, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The VM IR of the specialization these arguments select, as text."""
@@ -225,15 +239,64 @@ class Kernel:
     def _build(
         self, backend: Backend, caps: Target, specs: Sequence[ParamSpec], warps: int, spec: str
     ) -> Any:
+        """The complete build (source, thread program, binary) of a specialization."""
+        return self._ready(backend, caps, specs, warps, spec).built
+
+    def _ready(
+        self, backend: Backend, caps: Target, specs: Sequence[ParamSpec], warps: int, spec: str
+    ) -> Ready:
+        """Compile a specialization for ``caps`` (or find it compiled in this process) and keep
+        it in the program cache for the next process."""
         key = (tuple(specs), warps, backend.name, caps.name)
-        if key not in self._binaries:
-            ir = self.compile_ir(specs, warps, caps.warp_size)
-            index = len(self._binaries)
-            lowered = lower_kernel(
-                ir, caps, facts_of(specs), lambda k, stage: _dump(k, stage, index)
-            )
-            self._binaries[key] = backend.build(ir, lowered, caps, spec)
-        return self._binaries[key]
+        found = _holding(r for r in self._binaries.get(key, ()) if not r.restored)
+        if found is not None:
+            return found
+        translation = self._translate(specs, warps, caps.warp_size)
+        ir = translation.ir
+        index = len(self._binaries)
+        lowered = lower_kernel(ir, caps, facts_of(specs), lambda k, stage: _dump(k, stage, index))
+        built = backend.build(ir, lowered, caps, spec)
+        ready = Ready(built, frozenset(written_tensors(ir)), translation.guards)
+        _remember(self._binaries, key, ready)
+        programs.store(self.fn, backend, caps, specs, warps, spec, ready, translation.reads)
+        return ready
+
+    def _cached(
+        self, backend: Backend, caps: Target, specs: Sequence[ParamSpec], warps: int, spec: str
+    ) -> Ready | None:
+        """A specialization built earlier in this process or kept in the program cache, found
+        without translating the kernel; None when it must be compiled."""
+        key = (tuple(specs), warps, backend.name, caps.name)
+        found = _holding(self._binaries.get(key, ()))
+        if found is None:
+            found = programs.load(self.fn, backend, caps, specs, warps, spec)
+            if found is not None:
+                _remember(self._binaries, key, found)
+        return found
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A specialization's VM IR, the names it read outside the kernel, and the guards that say
+    whether it still is the kernel's program."""
+
+    ir: KernelIR
+    reads: Reads
+    guards: tuple[Guard, ...]
+
+
+def _holding(variants: Any) -> Any:
+    """The newest variant whose guards hold, or None."""
+    for variant in variants:
+        if guards_hold(variant.guards):
+            return variant
+    return None
+
+
+def _remember(store: dict[tuple, list], key: tuple, variant: Any) -> None:
+    variants = store.setdefault(key, [])
+    variants.insert(0, variant)
+    del variants[MAX_VARIANTS:]
 
 
 class Launcher:
@@ -253,25 +316,38 @@ class Launcher:
             return
         backend, device = registry.resolve(device, [*args, *kwargs.values()])
         specs, values, tensors = self.kernel.specialize(args, kwargs, backend, device)
-        ir = self.kernel.compile_ir(specs, warps, backend.warp_size(device))
-        _check_writable(ir, tensors)
+        ready: Ready | None = None
+        if backend.lowers:
+            caps = backend.target(device)
+            if not os.environ.get("TILEVM_DUMP"):  # dumping shows the stages of each launch
+                ready = self.kernel._cached(backend, caps, specs, warps, device)
+            warp_size = caps.warp_size
+        else:
+            warp_size = backend.warp_size(device)
+        if ready is None:
+            translation = self.kernel._translate(specs, warps, warp_size)
+            writes, guards = written_tensors(translation.ir), translation.guards
+        else:
+            writes, guards = ready.writes, ready.guards
+        _check_writable(writes, tensors)
         if min(self.grid) == 0:  # after compiling to VM IR: errors show even for empty grids
             return
         scalars = {
             s.name: (s.dtype, _scalar_value(s, values[s.name])) for s in specs if s.kind == "scalar"
         }
         if backend.lowers:
-            caps = backend.target(device)
             _check_grid(self.grid, caps.max_grid, f"the limit of {caps}")
-            built = self.kernel._build(backend, caps, specs, warps, device)
+            if ready is None:
+                ready = self.kernel._ready(backend, caps, specs, warps, device)
+            built = ready.built
         else:
-            built = ir
+            built = translation.ir
         backend.launch(built, self.grid, tensors, scalars, device)
         if key is not None:
             positions = {name: i for i, name in enumerate(fast.names)}
             entry = backend.fast_entry(built, positions, specs, tensors)
             if entry is not None:
-                fast.entries[key] = entry
+                fast.entries[key] = dataclasses.replace(entry, guards=guards)
 
 
 def _fast_path(signature: inspect.Signature) -> FastPath:
@@ -378,10 +454,10 @@ def _where(value: Any) -> str:
     return f"{type(value).__name__} on {device}" if device is not None else type(value).__name__
 
 
-def _check_writable(ir: KernelIR, tensors: dict[str, Any]) -> None:
+def _check_writable(writes: Any, tensors: dict[str, Any]) -> None:
     """A tensor the kernel writes must be writable (a read-only numpy array, or one over
     immutable bytes, was written through its pointer)."""
-    for name in sorted(written_tensors(ir)):
+    for name in sorted(writes):
         source = getattr(tensors.get(name), "source", None)
         if isinstance(source, PackedArray):
             source = source.data

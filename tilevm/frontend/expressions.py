@@ -17,6 +17,7 @@ from tilevm.errors import CompileError, InlineDepthError, UnsupportedSyntaxError
 from tilevm.frontend import ops
 from tilevm.frontend.builder import Builder, describe
 from tilevm.frontend.calls import call_builtin, tensor_dim
+from tilevm.frontend.scope import Scope
 from tilevm.frontend.source import FunctionSource
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, TileType
@@ -88,13 +89,13 @@ class ExpressionTranslator:
     def __init__(
         self,
         src: FunctionSource,
-        fn_globals: dict[str, Any],
+        scope: Scope,
         builder: Builder,
         num_threads: int,
         warp_size: int,
     ) -> None:
         self.src = src
-        self.globals = fn_globals
+        self.scope = scope  # names the body does not bind: closure, globals, builtins
         self.b = builder
         self.num_threads = num_threads
         self.warp_size = warp_size
@@ -136,13 +137,12 @@ class ExpressionTranslator:
     def lookup(self, name: str, node: ast.AST) -> Any:
         if name in self.env:
             return self.env[name]
-        if name in self.globals:
-            return self.globals[name]
-        if hasattr(builtins, name):
-            return getattr(builtins, name)
-        raise CompileError(
-            f"name '{name}' is not defined", location=self.src.loc(node), code="undefined-name"
-        )
+        try:
+            return self.scope.lookup(name, self.src.loc(node))
+        except KeyError:
+            raise CompileError(
+                f"name '{name}' is not defined", location=self.src.loc(node), code="undefined-name"
+            ) from None
 
     def expr_Tuple(self, node: ast.Tuple) -> tuple:
         return tuple(self.expr(e) for e in node.elts)
@@ -154,13 +154,14 @@ class ExpressionTranslator:
         value = self.expr(node.value)
         if not isinstance(value, Var):
             try:
-                return getattr(value, node.attr)
+                found = getattr(value, node.attr)
             except AttributeError:
                 raise CompileError(
                     f"{describe(value)} has no attribute '{node.attr}'",
                     location=self.src.loc(node),
                     code="attribute",
                 ) from None
+            return self.scope.attribute(value, node.attr, found, self.src.loc(node))
         if node.attr == "dtype":
             return value.type.dtype
         if node.attr == "shape":
@@ -363,7 +364,8 @@ class ExpressionTranslator:
                 hint="write the repetition as a loop (tv.range / tv.static_range)",
                 location=self.src.loc(node),
             )
-        scope = func.fn.__globals__ | closure_vars(func.fn)
+        self.scope.reads.inlined.append(func)
+        scope = Scope(func.fn, self.scope.reads, func)
         inner = type(self)(func.source, scope, self.b, self.num_threads, self.warp_size)
         inner.env = dict(bound.arguments)
         inner.in_func = True
@@ -377,9 +379,3 @@ class ExpressionTranslator:
         finally:
             self.b.loc = saved
 
-
-def closure_vars(fn: Any) -> dict[str, Any]:
-    """The values a function closes over: names a kernel may use besides its globals."""
-    if not fn.__closure__:
-        return {}
-    return {name: cell.cell_contents for name, cell in zip(fn.__code__.co_freevars, fn.__closure__)}

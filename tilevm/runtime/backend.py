@@ -21,6 +21,7 @@ from tilevm.errors import DeviceError
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
+from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.autotune_bench import time_host
 
 
@@ -100,6 +101,32 @@ class Backend:
         """Compile ``lowered`` for ``target`` (``spec``: the device or compile target asked
         for), through the disk cache. The result has ``name``, ``arch``, ``source``,
         ``binary``, ``thread``, ``lowered``, ``num_threads``, ``shared_bytes`` and ``cached``."""
+        raise NotImplementedError
+
+    # ----- the program cache (``tilevm.runtime.programs``) -------------------------------------
+    def toolchain(self, target: Target, spec: str) -> str | None:
+        """What decides the binary built for ``target`` besides the generated program: the
+        compiler, its version and options, the host or device (part of the program cache's
+        keys). A launch of a cached kernel computes it, so it must be cheap. None: this
+        backend keeps no programs on disk."""
+        return None
+
+    def export(self, built: Any) -> tuple[dict[str, Any], bytes] | None:
+        """What launching ``built`` in another process needs besides its thread program's
+        signature: facts (JSON values) and the binary. None: not kept."""
+        return None
+
+    def restore(
+        self,
+        name: str,
+        thread: ThreadKernel,
+        binary: bytes,
+        facts: dict[str, Any],
+        target: Target,
+        spec: str,
+    ) -> Any:
+        """A launchable build from what ``export`` kept (``thread``: the signature only, no
+        body). Raises on anything it cannot use; the kernel is then compiled."""
         raise NotImplementedError
 
     # ----- arguments --------------------------------------------------------------------------

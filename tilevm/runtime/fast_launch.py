@@ -19,6 +19,7 @@ import numpy as np
 
 import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
+from tilevm.frontend.scope import Guard, guards_hold
 from tilevm.runtime.arrays import extent_align, needs_wide_index, stride_align
 
 _MISS = object()
@@ -35,6 +36,7 @@ class Entry:
     # 8-byte slots read from numpy arrays, otherwise ctypes values read from torch tensors.
     run: Callable[[list, tuple[int, int, int]], None]
     host: bool = False
+    guards: tuple[Guard, ...] = ()  # the globals the kernel read still have their values
 
 
 class FastPath:
@@ -97,6 +99,8 @@ class FastPath:
         return tuple(parts)
 
     def launch(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
+        if entry.guards and not guards_hold(entry.guards):
+            return False  # a global changed: the full path compiles again
         if entry.host:
             return self._launch_host(entry, values, grid)
         params: list[Any] = []

@@ -1,0 +1,149 @@
+"""Stable text for the values a compiled kernel depends on, the same in every process: the keys
+of the program cache (``tilevm.runtime.programs``) are built from it.
+
+Numbers, strings, dtypes, layouts, frozen dataclasses and containers of them are written out
+in full. Code is named and pinned to its source: a ``@tv.func`` by its source text and
+defaults; another Python function or class by its qualified name, first line and the digest of
+the file that defines it; tilevm's own code by its name (tilevm's files are in every key). What
+has no such text (an object of an ordinary class, a function without a source file) raises
+``Unkeyable``: such a kernel is compiled in each process, never cached on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import os
+import sys
+import types
+from typing import Any
+
+import numpy as np
+
+from tilevm.dtypes import DataType
+from tilevm.frontend.expressions import Func
+from tilevm.frontend.scope import ABSENT
+from tilevm.frontend.source import source_lines
+from tilevm.layouts import RegisterLayout
+
+_file_digests: dict[str, tuple[tuple[int, int], str]] = {}
+_func_texts: dict[Func, str] = {}
+
+
+class Unkeyable(Exception):
+    """A value with no text that is the same in another process."""
+
+
+def fingerprint(value: Any) -> str:
+    """Text that differs whenever ``value`` would make a kernel compile differently."""
+    if value is ABSENT:
+        return "absent"
+    if isinstance(value, (bool, int, complex, str, bytes)) or value is None:
+        return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, float):
+        return f"float:{value.hex()}"
+    if isinstance(value, np.generic):
+        return f"np.{value.dtype.name}:{value.tobytes().hex()}"
+    if isinstance(value, DataType):
+        return f"dtype:{value.name}"
+    if isinstance(value, RegisterLayout):
+        parts = (value.shape, value.modes, value.spatial_modes, value.local_modes)
+        return f"register-layout:{parts!r}"
+    if isinstance(value, enum.Enum):
+        return f"{code_fingerprint(type(value))}.{value.name}"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__}({','.join(fingerprint(v) for v in value)})"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}({','.join(sorted(fingerprint(v) for v in value))})"
+    if isinstance(value, dict):
+        items = ",".join(f"{fingerprint(k)}:{fingerprint(v)}" for k, v in value.items())
+        return f"dict({items})"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ",".join(
+            f"{f.name}={fingerprint(getattr(value, f.name))}" for f in dataclasses.fields(value)
+        )
+        return f"{code_fingerprint(type(value))}({fields})"
+    if isinstance(value, Func):
+        return func_fingerprint(value)
+    if isinstance(value, types.ModuleType):
+        return f"module:{value.__name__}"
+    if callable(value):
+        return code_fingerprint(value)
+    raise Unkeyable(f"{type(value).__module__}.{type(value).__qualname__}")
+
+
+def func_fingerprint(func: Func) -> str:
+    """A ``@tv.func``: where it is, its source text and its defaults (the globals it reads are
+    recorded separately, as the kernel's are)."""
+    text = _func_texts.get(func)
+    if text is None:
+        fn = func.fn
+        file, first, lines = source_lines(fn)
+        defaults = fingerprint((fn.__defaults__ or (), sorted((fn.__kwdefaults__ or {}).items())))
+        body = hashlib.sha256("".join(lines).encode()).hexdigest()
+        text = f"func:{fn.__module__}.{fn.__qualname__}@{file}:{first}:{body}:{defaults}"
+        _func_texts[func] = text
+    return text
+
+
+def code_fingerprint(obj: Any) -> str:
+    """A function or class other than a ``@tv.func``: its name and the file that defines it."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise Unkeyable(type(obj).__qualname__)
+    name = f"{module}.{qualname}"
+    if module == "tilevm" or module.startswith("tilevm."):
+        return f"tilevm:{name}"  # tilevm's own files are part of every key
+    code = getattr(obj, "__code__", None)
+    line = code.co_firstlineno if code is not None else 0  # two lambdas of one file differ
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if path is None or not path.endswith(".py"):
+        top = sys.modules.get(module.partition(".")[0])
+        if code is not None:  # Python code with no file: nothing pins its text
+            raise Unkeyable(name)
+        return f"native:{name}:{getattr(top, '__version__', '')}"
+    return f"code:{name}:{line}:{file_digest(path)}"
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a source file, read again only when its size or modification time changes."""
+    try:
+        stat = os.stat(path)
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        known = _file_digests.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except OSError as exc:
+        raise Unkeyable(f"{path}: {exc}") from None
+    _file_digests[path] = (stamp, digest)
+    return digest
+
+
+def source_text(fn: Any) -> str:
+    """Where a kernel function is and its source text."""
+    try:
+        file, first, lines = source_lines(fn)
+    except Exception as exc:  # the frontend reports a missing source; here it only is no key
+        raise Unkeyable(str(exc)) from None
+    return f"{fn.__module__}.{fn.__qualname__}@{file}:{first}\n{''.join(lines)}"
+
+
+def owners(value: Any) -> list[Any]:
+    """The ``@tv.func``s, modules and classes inside a value, whose own names a kernel may read
+    next (a helper in a tuple, a module's attribute)."""
+    if isinstance(value, (Func, types.ModuleType, type)):
+        return [value]
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return [o for v in value for o in owners(v)]
+    if isinstance(value, dict):
+        return [o for v in value.values() for o in owners(v)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [o for f in dataclasses.fields(value) for o in owners(getattr(value, f.name))]
+    return []
+
+
+__all__ = ["Unkeyable", "code_fingerprint", "file_digest", "fingerprint", "owners", "source_text"]
