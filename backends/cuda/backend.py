@@ -12,7 +12,12 @@ from typing import Any
 
 from tilevm.backends.cuda import driver
 from tilevm.backends.cuda.renderer import CudaRenderer
-from tilevm.backends.cuda.runtime import CompiledKernel, build_cuda, current_stream, launch_cuda
+from tilevm.backends.cuda.runtime import (
+    CompiledKernel,
+    build_cuda,
+    launch_cuda,
+    raw_stream_reader,
+)
 from tilevm.backends.cuda.target import cuda_target
 from tilevm.backends.cuda.timing import time_cuda
 from tilevm.errors import DeviceError
@@ -22,7 +27,7 @@ from tilevm.lowering.target import Target
 from tilevm.runtime.backend import Backend, DeviceProperties, TargetInfo
 from tilevm.runtime.build import version
 from tilevm.runtime.device_arrays import device_tensor, dlpack_device, torch_device
-from tilevm.runtime.fast_launch import Entry
+from tilevm.runtime.fast_launch import Entry, ParamPacker
 
 DEFAULT_ARCH = "sm_90a"  # what "cuda" compiles for on a machine without a GPU
 KDL_CUDA = 2  # DLPack's device type for CUDA memory
@@ -109,12 +114,21 @@ class CudaBackend(Backend):
             (p.kind, positions[p.arg], p.axis, p.dtype.bits) for p in built.thread.params
         )
         scalars = {positions[s.name]: s.dtype for s in specs if s.kind == "scalar"}
-        function = built._function
+        packer = ParamPacker(plan, scalars)
+        pack, pointers = packer.pack, packer.pointers
+        launch = driver.raw_launcher(built._function)
         block, shared = (built.num_threads, 1, 1), built.shared_bytes
-        torch = sys.modules["torch"]
+        stream_of = raw_stream_reader(sys.modules["torch"])
+        # the launch's stream: torch's current stream on the first tensor's device (the key
+        # holds every tensor's device, and a kernel's tensors share one)
+        first = next((pos for kind, pos, _, _ in plan if kind == "tensor"), None)
 
-        def run(params: list, grid: tuple[int, int, int]) -> None:
-            function.launch_prepared(grid, block, shared, params, current_stream(torch))
+        def run(values: list, grid: tuple[int, int, int]) -> bool:
+            if not pack(values):
+                return False
+            stream = stream_of(values[first].get_device() if first is not None else None)
+            launch(grid, block, shared, stream, pointers)
+            return True
 
         return Entry(plan, scalars, run)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -329,26 +329,6 @@ class Function:
             f"cuLaunchKernel({self.name})",
         )
 
-    def launch_prepared(
-        self,
-        grid: tuple[int, int, int],
-        block: tuple[int, int, int],
-        shared_bytes: int,
-        args: Sequence[Any],
-        stream: int,
-    ) -> None:
-        """``launch`` without the argument checks, for callers that built ``args`` from a
-        checked plan (the repeat-launch path, where microseconds count). The caller keeps the
-        device's context current (torch does on its current device)."""
-        if shared_bytes > self._dynamic_shared_limit:
-            self._allow_dynamic_shared(_driver(), shared_bytes)
-        params = (ctypes.c_void_p * max(len(args), 1))(*(ctypes.addressof(a) for a in args))
-        result = _launch_kernel(
-            self._handle, *grid, *block, shared_bytes, stream, ctypes.addressof(params), 0
-        )
-        if int(result[0]) != 0:
-            _check(result, f"cuLaunchKernel({self.name})")
-
     def _allow_dynamic_shared(self, driver: ModuleType, shared_bytes: int) -> None:
         """Opt in to more than 48 KiB of dynamic shared memory (once per size increase)."""
         static = self.attribute("SHARED_SIZE_BYTES")
@@ -367,8 +347,44 @@ class Function:
         self._dynamic_shared_limit = shared_bytes
 
 
-def _launch_kernel(*args: Any) -> tuple:
-    return _driver().cuLaunchKernel(*args)
+_raw_launch: Any = None
+
+
+def raw_launcher(function: Function) -> Callable[..., None]:
+    """``launch(grid, block, shared_bytes, stream, pointers)`` for ``function``: libcuda's
+    ``cuLaunchKernel`` called directly, for the repeat-launch path (a few microseconds less
+    than through cuda-python). It holds the GIL during the call (``PyDLL``), so a parameter
+    buffer the caller reuses cannot change under the driver; ``pointers`` is a ctypes array
+    of pointers to the parameters. Errors raise as ``launch`` does."""
+    global _raw_launch
+    if _raw_launch is None:
+        lib = ctypes.PyDLL(_libcuda_name())
+        fn = lib.cuLaunchKernel
+        fn.argtypes = [ctypes.c_void_p, *[ctypes.c_uint] * 7, ctypes.c_void_p, ctypes.c_void_p,
+                       ctypes.c_void_p]  # fmt: skip
+        fn.restype = ctypes.c_int
+        _raw_launch = fn
+    call, handle, name = _raw_launch, int(function._handle), function.name
+
+    def launch(grid, block, shared_bytes: int, stream: int, pointers: Any) -> None:
+        err = call(handle, *grid, *block, shared_bytes, stream, pointers, None)
+        if err:
+            _check((_driver().CUresult(err),), f"cuLaunchKernel({name})")
+
+    return launch
+
+
+def _libcuda_name() -> str:
+    """The driver library the process already loaded (cuda-python's), else the usual name."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.rsplit(" ", 1)[-1].strip()
+                if "/libcuda.so" in path:
+                    return path
+    except OSError:  # not Linux
+        pass
+    return "libcuda.so.1"
 
 
 def _dims(what: str, dims: Sequence[int]) -> tuple[int, int, int]:

@@ -8,6 +8,7 @@ tilevm's version, so a new process loads a cached binary without compiling.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,16 @@ def current_stream(torch: Any) -> int:
     if raw is not None:
         return raw(torch.cuda.current_device())
     return torch.cuda.current_stream().cuda_stream
+
+
+def raw_stream_reader(torch: Any) -> Callable[[int | None], int]:
+    """``stream(device_index)``: torch's current stream on a device as a raw handle (the
+    current device's for None), by the cheapest accessor this torch has."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is None:
+        return lambda index: torch.cuda.current_stream(index).cuda_stream
+    current = torch.cuda.current_device
+    return lambda index: raw(current() if index is None else index)
 
 
 def launch_cuda(

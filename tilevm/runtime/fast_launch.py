@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import struct
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,9 +33,10 @@ class Entry:
     # 32- or 64-bit integers, as the specialization's index width says
     plan: tuple[tuple[str, int, int, int], ...]
     scalars: dict[int, DataType]
-    # Runs the kernel on its parameters and the grid: for host entries the parameters are
-    # 8-byte slots read from numpy arrays, otherwise ctypes values read from torch tensors.
-    run: Callable[[list, tuple[int, int, int]], None]
+    # Host entries: runs the kernel on 8-byte parameter slots read from numpy arrays and the
+    # grid. Device entries: launches on the argument values themselves (torch tensors, plain
+    # scalars) and the grid, False when a scalar does not fit its dtype (``ParamPacker``).
+    run: Callable[[list, tuple[int, int, int]], Any]
     host: bool = False
     guards: tuple[Guard, ...] = ()  # the globals the kernel read still have their values
 
@@ -78,47 +80,33 @@ class FastPath:
                               extent_align(value.shape, item * 8),
                               needs_wide_index(value.shape, strides), "host"))  # fmt: skip
             elif torch is not None and type(value) is torch.Tensor:
-                if value.device.type == "cpu":  # torch's name for host memory
+                index = value.get_device()
+                if index < 0:  # host memory
                     return None
-                strides = value.stride()
-                bits = value.element_size() * 8
-                align = stride_align(strides, bits)
-                parts.append((value.dtype, len(strides), not strides or strides[-1] == 1,
-                              value.data_ptr() & 15 == 0, align,
-                              extent_align(tuple(value.shape), bits),
-                              needs_wide_index(tuple(value.shape), strides),
-                              value.device))  # fmt: skip
+                shape = value.shape
+                layout = (shape, value.stride(), value.element_size())
+                facts = _LAYOUT_FACTS.get(layout)
+                if facts is None:
+                    facts = _layout_facts(*layout)
+                parts.append((value.dtype, value.is_cuda, index, value.data_ptr() & 15 == 0,
+                              facts))  # fmt: skip
             elif kind != "tensor" and type(value) in (int, float, bool):
                 parts.append(type(value))
             else:
                 return None
+        key = tuple(parts)
         try:
-            hash(tuple(parts))
-        except TypeError:
+            hash(key)
+        except TypeError:  # an unhashable constexpr
             return None
-        return tuple(parts)
+        return key
 
     def launch(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
         if entry.guards and not guards_hold(entry.guards):
             return False  # a global changed: the full path compiles again
         if entry.host:
             return self._launch_host(entry, values, grid)
-        params: list[Any] = []
-        for kind, position, axis, bits in entry.plan:
-            value = values[position]
-            if kind == "tensor":
-                params.append(ctypes.c_void_p(value.data_ptr()))
-            elif kind == "dim":
-                params.append(INDEX_CTYPE[bits](value.shape[axis]))
-            elif kind == "stride":
-                params.append(INDEX_CTYPE[bits](value.stride(axis)))
-            else:
-                arg = scalar_arg(entry.scalars[position], value)
-                if arg is None:
-                    return False  # out of range: the full path raises the error
-                params.append(arg)
-        entry.run(params, grid)
-        return True
+        return entry.run(values, grid)
 
     def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
         slots: list[int] = []
@@ -139,6 +127,80 @@ class FastPath:
                 slots.append(word.value)
         entry.run(slots, grid)
         return True
+
+
+_LAYOUT_FACTS: dict[tuple, tuple] = {}
+
+
+def _layout_facts(shape: tuple[int, ...], strides: tuple[int, ...], size: int) -> tuple:
+    """What a tensor's shape and strides give its specialization (rank, unit last stride,
+    stride and extent alignment, 64-bit indexing), remembered per layout: repeat launches see
+    the same few layouts, and computing them is most of a key's cost."""
+    bits = size * 8
+    facts = (len(strides), not strides or strides[-1] == 1, stride_align(strides, bits),
+             extent_align(tuple(shape), bits), needs_wide_index(tuple(shape), strides))  # fmt: skip
+    if len(_LAYOUT_FACTS) > 4096:  # a workload of ever-new shapes: start over
+        _LAYOUT_FACTS.clear()
+    _LAYOUT_FACTS[(shape, strides, size)] = facts
+    return facts
+
+
+class _OutOfRange(Exception):
+    pass
+
+
+def _scalar_bits(dtype: DataType, value: Any) -> int:
+    """A scalar of a dtype without a struct format (f16, bf16, i8, ...) as its bit pattern."""
+    arg = scalar_arg(dtype, value)
+    if arg is None:
+        raise _OutOfRange
+    return int.from_bytes(bytes(arg), "little")
+
+
+# struct formats of the scalar dtypes struct can range-check itself, each in an 8-byte slot
+_FORMATS = {"i32": "i4x", "u32": "I4x", "i64": "q", "u64": "Q", "f32": "f4x", "f64": "d"}
+
+
+class ParamPacker:
+    """A kernel's parameters in one buffer of 8-byte slots, and the array of pointers to them
+    that a driver's launch takes. ``pack(values)`` fills the buffer from a launch's argument
+    values (torch tensors, plain scalars) with one ``struct.pack_into``, generated for the
+    plan; it returns False when a scalar does not fit its dtype (struct refuses an integer out
+    of range or a finite float that overflows f32), and the full path then raises the error.
+    The buffer is reused: the launch that reads it must not release the GIL before the
+    driver has copied the parameters."""
+
+    def __init__(self, plan: Sequence[tuple[str, int, int, int]], scalars: dict[int, DataType]):
+        fmt, values = ["="], []
+        for kind, position, axis, bits in plan:
+            v = f"v[{position}]"
+            if kind == "tensor":
+                fmt.append("Q")
+                values.append(f"{v}.data_ptr()")
+            elif kind in ("dim", "stride"):
+                fmt.append("q" if bits == 64 else "i4x")
+                values.append(f"{v}.shape[{axis}]" if kind == "dim" else f"{v}.stride({axis})")
+            else:
+                name = scalars[position].name
+                fmt.append(_FORMATS.get(name, "Q"))
+                values.append(v if name in _FORMATS else f"bits(dtypes[{position}], {v})")
+        count = max(len(plan), 1)
+        self.buffer = ctypes.create_string_buffer(8 * count)
+        base = ctypes.addressof(self.buffer)
+        self.pointers = (ctypes.c_void_p * count)(*(base + 8 * i for i in range(count)))
+        source = (
+            "def pack(v):\n"
+            "    try:\n"
+            f"        pack_into({''.join(fmt)!r}, buffer, 0, {', '.join(values)})\n"
+            "    except (struct_error, OverflowError, TypeError, OutOfRange):\n"
+            "        return False\n"
+            "    return True\n"
+        )
+        scope = {"pack_into": struct.pack_into, "buffer": self.buffer, "bits": _scalar_bits,
+                 "dtypes": dict(scalars), "struct_error": struct.error,
+                 "OutOfRange": _OutOfRange}  # fmt: skip
+        exec(compile(source, "<tilevm parameter packer>", "exec"), scope)
+        self.pack: Callable[[list], bool] = scope["pack"]
 
 
 _BYTE_SIZED: dict[np.dtype, bool] = {}

@@ -1,0 +1,106 @@
+"""The repeat-launch path: parameters packed in one buffer, scalars range-checked as the full
+path checks them, and (on a GPU) repeat launches that give the same results as first ones."""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+import tilevm as tv
+from tilevm.backends.cuda import driver
+from tilevm.runtime.fast_launch import ParamPacker, scalar_arg
+
+gpu = pytest.mark.skipif(not driver.available(), reason="needs a CUDA GPU")
+
+
+def _slots(packer: ParamPacker, count: int) -> list[bytes]:
+    raw = bytes(packer.buffer)
+    pointers = [packer.pointers[i] for i in range(count)]
+    base = ctypes.addressof(packer.buffer)
+    assert pointers == [base + 8 * i for i in range(count)]
+    return [raw[8 * i : 8 * i + 8] for i in range(count)]
+
+
+def test_parameters_pack_into_8_byte_slots(rng: np.random.Generator) -> None:
+    x = torch.from_numpy(rng.random((6, 10)).astype(np.float32))[:, ::2]
+    plan = [("tensor", 0, -1, 64), ("dim", 0, 0, 32), ("stride", 0, 0, 32),
+            ("stride", 0, 1, 64), ("scalar", 1, -1, 32), ("scalar", 2, -1, 16),
+            ("scalar", 3, -1, 64)]  # fmt: skip
+    packer = ParamPacker(plan, {1: tv.f32, 2: tv.bf16, 3: tv.u64})
+    assert packer.pack([x, 0.1, 1.5, 2**64 - 3])
+    slots = _slots(packer, len(plan))
+    assert struct.unpack("<Q", slots[0])[0] == x.data_ptr()
+    assert struct.unpack("<i", slots[1][:4])[0] == 6
+    assert struct.unpack("<i", slots[2][:4])[0] == 10
+    assert struct.unpack("<q", slots[3])[0] == 2
+    assert slots[4][:4] == bytes(ctypes.c_float(0.1))  # rounded as the full path rounds
+    assert slots[5][:2] == bytes(scalar_arg(tv.bf16, 1.5))
+    assert struct.unpack("<Q", slots[6])[0] == 2**64 - 3
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [(tv.f32, 1e40), (tv.i32, 2**31), (tv.u32, -1), (tv.i64, 2**63), (tv.f16, 1e6),
+     (tv.i8, 200), (tv.i32, 2.5)],  # fmt: skip
+)
+def test_a_scalar_that_does_not_fit_sends_the_launch_to_the_full_path(dtype, value) -> None:
+    packer = ParamPacker([("scalar", 0, -1, dtype.bits)], {0: dtype})
+    assert scalar_arg(dtype, value) is None  # the full path's verdict
+    assert not packer.pack([value])
+
+
+@pytest.mark.parametrize(("dtype", "value"), [(tv.f32, float("inf")), (tv.f32, float("nan")),
+                                              (tv.i32, -(2**31)), (tv.u8, 255), (tv.i32, True)])
+def test_values_the_full_path_accepts_pack(dtype, value) -> None:  # fmt: skip
+    packer = ParamPacker([("scalar", 0, -1, dtype.bits)], {0: dtype})
+    assert packer.pack([value])
+    assert bytes(packer.buffer)[: ctypes.sizeof(scalar_arg(dtype, value))] == bytes(
+        scalar_arg(dtype, value)
+    )
+
+
+@tv.kernel
+def axpy(x: tv.Tensor, y: tv.Tensor, out: tv.Tensor, a: tv.f32, n: tv.i32, BLOCK: tv.constexpr):
+    start = tv.block_id(0) * BLOCK
+    v = tv.load(x, [start], [BLOCK]).to(tv.f32) * a + tv.load(y, [start], [BLOCK]).to(tv.f32)
+    v = tv.where(tv.arange(0, BLOCK) + start < n, v, -1.0)
+    tv.store(out, v.to(out.dtype), [start])
+
+
+@gpu
+def test_repeat_launches_on_the_gpu_match_first_ones(rng: np.random.Generator) -> None:
+    axpy._fast.entries.clear()
+    for trial in range(4):  # the first launch takes the full path, the rest the repeat path
+        n = 1000 + trial
+        x, y = (torch.from_numpy(rng.random(n).astype(np.float32)).cuda() for _ in range(2))
+        out = torch.full((n,), float("nan"), device="cuda")
+        a = float(rng.random())
+        axpy[tv.cdiv(n, 256),](x, y, out, a, n, BLOCK=256)
+        want = a * x.double() + y.double()
+        torch.testing.assert_close(out.double(), want, rtol=1e-6, atol=1e-6)
+    assert len(axpy._fast.entries) == 1
+    with pytest.raises(tv.TilevmError, match="f32"):  # out of range on the repeat path
+        axpy[tv.cdiv(n, 256),](x, y, out, 1e40, n, BLOCK=256)
+
+
+@gpu
+def test_repeat_launches_run_on_the_current_stream(rng: np.random.Generator) -> None:
+    n = 1 << 20
+    x, y = (torch.from_numpy(rng.random(n).astype(np.float32)).cuda() for _ in range(2))
+    out = torch.full((n,), float("nan"), device="cuda")
+    axpy[n // 256,](x, y, out, 2.0, n, BLOCK=256)  # the full path: records an entry
+    out.fill_(float("nan"))
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(100_000_000)  # the side stream is busy for a while
+        axpy[n // 256,](x, y, out, 2.0, n, BLOCK=256)  # queued behind the sleep
+    snapshot = out.clone()  # on the default stream: before the queued launch has run
+    torch.cuda.default_stream().synchronize()
+    assert torch.isnan(snapshot).all(), "the repeat launch did not go to the current stream"
+    side.synchronize()
+    torch.testing.assert_close(out, 2 * x + y)
