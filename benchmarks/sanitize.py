@@ -46,6 +46,7 @@ from benchmarks.sanitize_driver import format_indices  # noqa: E402
 
 DRIVER = Path(__file__).resolve().parent / "sanitize_driver.py"
 DEFAULT_BUDGET = 450.0  # seconds for the whole run: inside ~8 minutes with start-up
+REEXEC = "TILEVM_SANITIZE_REEXEC"  # set when the script restarted itself after installing tilevm
 SETTLE = "0.2"  # seconds after each sanitized launch for the sanitizer's reports to print
 
 
@@ -123,7 +124,7 @@ def _tilevm_importable(install: bool) -> bool:
     except ImportError as exc:
         command = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
                    "-e", str(ROOT)]  # fmt: skip
-        if not install:
+        if not install or os.environ.get(REEXEC):
             print(
                 f"error: tilevm cannot be imported ({exc}); install it with\n  "
                 f"{shlex.join(command)}\nor run this script with --install",
@@ -133,7 +134,8 @@ def _tilevm_importable(install: bool) -> bool:
         if not tools.pip_install(["-e", str(ROOT)], None, ["--no-deps", "--no-build-isolation"]):
             print("error: installing tilevm failed", file=sys.stderr)
             return False
-        # the editable install's import hook is read at start-up: start again
+        # the editable install's import hook is read at start-up: start again (once)
+        os.environ[REEXEC] = "1"
         os.execv(sys.executable, [sys.executable, *sys.argv])
     return True
 
@@ -204,34 +206,37 @@ class Run:
 
         selftest_tools = [] if self.args.skip_selftest else self.selected
         plans = {t: planted.plan(t, self.shared_initcheck) for t in selftest_tools}
-        first = []
-        if not self.args.selftest:
-            first.append(
-                lambda: passes.run_pass(
-                    passes.PLAIN,
-                    self.indices,
-                    self.kernels,
-                    self.zoo_command(passes.PLAIN, 0),
-                    self.deadline,
-                )
-            )
-        for k, tool in enumerate(selftest_tools):
-            names = {i: p.kernel for i, p in enumerate(plans[tool])}
-            first.append(lambda tool=tool, k=k, names=names: passes.run_pass(
-                tool, list(names), names, self.selftest_command(tool, self._slot(k)),
-                self.deadline))  # fmt: skip
-        with ThreadPoolExecutor(max_workers=len(first) or 1) as pool:
-            done = [f.result() for f in [pool.submit(job) for job in first]]
-        plain = done.pop(0) if not self.args.selftest else None
-        selftest = dict(zip(selftest_tools, done))
+        zoo_tools = [] if self.args.selftest else self.selected
+        print(f"{len(self.indices)} cases, seed {self.args.seed}; selftest: "
+              f"{', '.join(selftest_tools) or 'none'}; then the zoo under: "
+              f"{', '.join(zoo_tools) or 'none'}; {self.sanitizer.path} ({self.sanitizer.version})",
+              flush=True)  # fmt: skip
+        # the plain pass (no sanitizer) beside the selftests, at most --jobs sanitizers at once
+        with ThreadPoolExecutor(1) as alone, ThreadPoolExecutor(self.args.jobs) as pool:
+            plain_run = None
+            if not self.args.selftest:
+                plain_run = alone.submit(passes.run_pass, passes.PLAIN, self.indices,
+                                         self.kernels, self.zoo_command(passes.PLAIN, 0),
+                                         self.deadline, "plain pass")  # fmt: skip
+            selftest_runs = {}
+            for k, tool in enumerate(selftest_tools):
+                names = {i: p.kernel for i, p in enumerate(plans[tool])}
+                selftest_runs[tool] = pool.submit(
+                    passes.run_pass, tool, list(names), names,
+                    self.selftest_command(tool, self._slot(k)), self.deadline,
+                    f"{tool} selftest")  # fmt: skip
+            plain = plain_run.result() if plain_run else None
+            selftest = {t: f.result() for t, f in selftest_runs.items()}
         zoo = {}
         if not self.args.selftest:
             offset = len(selftest_tools)
-            jobs = {t: (lambda t=t, k=k: passes.run_pass(
-                t, self.indices, self.kernels, self.zoo_command(t, self._slot(offset + k)),
-                self.deadline)) for k, t in enumerate(self.selected)}  # fmt: skip
-            with ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
-                futures = {t: pool.submit(job) for t, job in jobs.items()}
+            with ThreadPoolExecutor(self.args.jobs) as pool:
+                futures = {
+                    t: pool.submit(passes.run_pass, t, self.indices, self.kernels,
+                                   self.zoo_command(t, self._slot(offset + k)), self.deadline,
+                                   f"{t} pass")
+                    for k, t in enumerate(self.selected)
+                }  # fmt: skip
                 zoo = {t: f.result() for t, f in futures.items()}
         for result in [*([plain] if plain else []), *selftest.values(), *zoo.values()]:
             self.log += result.log

@@ -67,8 +67,10 @@ def run_pass(
     kernels: dict[int, str],
     command: Callable[[list[int]], list[str]],
     deadline: float,
+    label: str = "",
 ) -> PassResult:
-    """Run ``command(cases)`` until every case in ``indices`` has run (or the deadline)."""
+    """Run ``command(cases)`` until every case in ``indices`` has run (or the deadline);
+    with a ``label``, say so when done (the tools' passes take minutes)."""
     result = PassResult(tool)
     started = time.monotonic()
     remaining = list(indices)
@@ -97,6 +99,14 @@ def run_pass(
             break
         remaining = [i for i in remaining if i not in result.cases]
     result.seconds = time.monotonic() - started
+    if label:
+        ran = sum(c.status == "ok" for c in result.cases.values())
+        reports = f", {result.total} reports" if result.sanitized else ""
+        print(
+            f"{label}: {ran}/{len(indices)} cases ran in {result.seconds:.1f} s{reports}, "
+            f"{len(result.processes)} processes, {len(result.problems)} problems",
+            flush=True,
+        )
     return result
 
 

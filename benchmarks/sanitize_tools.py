@@ -77,8 +77,10 @@ def _version_key(path: str) -> tuple[int, ...]:
 
 def _nvidia_package_dirs() -> list[str]:
     """The folders of the ``nvidia`` namespace package (where NVIDIA's pip wheels install)."""
+    import importlib
     import importlib.util
 
+    importlib.invalidate_caches()  # a package pip installed since start-up is seen too
     try:
         spec = importlib.util.find_spec("nvidia")
     except (ImportError, ValueError):
@@ -181,6 +183,8 @@ def pip_install(requirements: list[str], wheels: Path | None, extra: list[str] =
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     if wheels is not None and wheels.is_dir():
         cmd += ["--no-index", "--find-links", str(wheels)]
+    else:  # a machine without a registry should say so quickly, not retry for minutes
+        cmd += ["--retries", "1", "--timeout", "15"]
     cmd += [*extra, *requirements]
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.run(cmd).returncode == 0

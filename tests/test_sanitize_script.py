@@ -229,6 +229,31 @@ def test_a_pass_restarts_after_the_case_a_process_stopped_in(tmp_path) -> None:
     assert passes.pass_clean(clean, [0, 1]) and clean.total == 0
 
 
+def test_output_keeps_the_order_it_was_written_in() -> None:
+    # like C's stdio (and so compute-sanitizer's output): block-buffered into a pipe,
+    # line-buffered into a terminal; a second process writes in between
+    code = textwrap.dedent(
+        """\
+        import subprocess
+        out = open(1, "w", closefd=False)
+        out.write("one\\n")
+        subprocess.run(["echo", "two"])
+        out.write("three\\n")
+        out.flush()
+        """
+    )
+    text, status, timed_out = passes._run([sys.executable, "-c", code], 60)
+    assert (text.split(), status, timed_out) == (["one", "two", "three"], 0, False)
+
+
+def test_a_process_past_its_time_is_stopped() -> None:
+    import time
+
+    start = time.monotonic()
+    text, status, timed_out = passes._run([sys.executable, "-c", "import time; time.sleep(60)"], 1)
+    assert timed_out and status != 0 and time.monotonic() - start < 30
+
+
 def test_the_selftest_needs_the_planted_bug_reported_in_its_own_kernel() -> None:
     plan = [Planted("clean_before", "clean_copy", False),
             Planted("out_of_bounds", "planted_out_of_bounds", True)]  # fmt: skip
