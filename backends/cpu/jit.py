@@ -6,12 +6,13 @@ again. The target machine is this host's CPU with all its features, so the key i
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import threading
 
 import llvmlite
 import llvmlite.binding as llvm
+
+from tilevm.backends.cpu.runner import BLOCKS
 
 _lock = threading.Lock()
 
@@ -103,9 +104,5 @@ class Loaded:
             self.address = self.engine.get_function_address(name)
         if not self.address:
             raise RuntimeError(f"{name} is not in the compiled object")  # a generator bug
-        signature = ctypes.CFUNCTYPE(
-            None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-            ctypes.c_void_p, ctypes.c_void_p,
-        )  # fmt: skip
-        self.function = signature(self.address)
+        self.function = BLOCKS(self.address)
         self.workspaces: list = []  # reused across launches, one per range in flight

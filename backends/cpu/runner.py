@@ -11,13 +11,29 @@ from __future__ import annotations
 
 import ctypes
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from queue import SimpleQueue
+from typing import Any, Protocol
 
 import numpy as np
 
-from tilevm.backends.cpu.jit import Loaded
+# The blocks function of a kernel: (parameter slots, first block, end block, grid dims,
+# workspace, status word)
+BLOCKS = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+    ctypes.c_void_p,
+)  # fmt: skip
 
-_pool: ThreadPoolExecutor | None = None
+
+class Loaded(Protocol):
+    """Machine code of a kernel in this process (``jit.Loaded``, ``shared_object.Linked``)."""
+
+    function: ctypes._CFuncPtr  # a BLOCKS
+    workspaces: list  # reused across launches, one per range in flight
+
+
+_pool: _Workers | None = None
 _libc = ctypes.CDLL(None)
 
 
@@ -32,10 +48,39 @@ def workers() -> int:
         return os.cpu_count() or 1
 
 
-def _executor() -> ThreadPoolExecutor:
+class _Workers:
+    """Threads that run block ranges (plain threads and queues rather than concurrent.futures,
+    whose import, logging included, costs a cached kernel's first launch 3 ms)."""
+
+    def __init__(self, count: int) -> None:
+        self.tasks: SimpleQueue = SimpleQueue()
+        for i in range(count):
+            threading.Thread(target=self._serve, name=f"tilevm-cpu-{i}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            fn, args, done = self.tasks.get()
+            try:
+                done.put((fn(*args), None))
+            except BaseException as exc:  # handed to the launching thread
+                done.put((None, exc))
+
+    def map(self, fn: Callable[..., Any], calls: list[tuple]) -> list[Any]:
+        """``fn`` on each argument tuple, in parallel; the results in no particular order."""
+        done: SimpleQueue = SimpleQueue()
+        for args in calls:
+            self.tasks.put((fn, args, done))
+        results = [done.get() for _ in calls]
+        for _, exc in results:
+            if exc is not None:
+                raise exc
+        return [result for result, _ in results]
+
+
+def _executor() -> _Workers:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="tilevm-cpu")
+        _pool = _Workers(workers())
     return _pool
 
 
@@ -76,8 +121,8 @@ def run(
         statuses = [chunk(0, total)]
     else:
         bounds = np.linspace(0, total, parts + 1).astype(np.int64)
-        futures = [_executor().submit(chunk, int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
-        statuses = [f.result() for f in futures]
+        ranges = [(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
+        statuses = _executor().map(chunk, ranges)
     if serial:
         _libc.fflush(None)  # C's stdout buffer, before Python writes anything after it
     return not any(statuses)

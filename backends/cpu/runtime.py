@@ -1,47 +1,49 @@
-"""Compiling a kernel's specialization for the CPU (or a GPU target emulated on it), with both
-caches, and launching it on host arrays.
+"""Launching a kernel built for the CPU (or a GPU target emulated on it) on host arrays.
 
-The disk cache keeps object code, keyed by the LLVM IR, LLVM's version, the host CPU and
-tilevm's version, so a new process links a cached object without optimizing again.
+Building is ``build.py`` (it needs LLVM); this module does not, so a kernel loaded from the
+program cache as a shared library launches without loading LLVM at all.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 import tilevm.dtypes as dts
-from tilevm.backends.cpu import jit, runner
-from tilevm.backends.cpu.codegen import render
+from tilevm.backends.cpu import runner
 from tilevm.dtypes import DataType
 from tilevm.errors import LaunchError
-from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
 from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.arrays import HostTensor, PackedArray, c_strides
-from tilevm.runtime.build import LaunchShape, version
-from tilevm.runtime.cache import DiskCache
+from tilevm.runtime.build import LaunchShape
 from tilevm.runtime.fast_launch import scalar_arg
 
 
 @dataclass
 class CpuKernel(LaunchShape):
-    """One specialization built for the CPU (``device``: "cpu" or "cpu:<emulated target>")."""
+    """One specialization built for the CPU (``device``: "cpu" or "cpu:<emulated target>").
+    One restored from the program cache has no source or lowering, and ``thread`` holds only the
+    thread program's signature."""
 
     name: str
     device: str
     target: Target
     source: str  # LLVM IR, before optimization
-    binary: bytes  # host object code
+    binary: bytes  # host object code, or a shared library of it (restored)
     thread: ThreadKernel
-    lowered: Lowered
+    lowered: Lowered | None
     function: str
     workspace_bytes: int
     prints: bool
+    load: Callable[[], runner.Loaded]  # the machine code into this process (once, when run)
     cached: bool = False
     _loaded: Any = field(default=None, repr=False)
 
@@ -50,24 +52,13 @@ class CpuKernel(LaunchShape):
         return self.target.name
 
     def optimized_ir(self) -> str:
-        return jit.optimized_ir(self.source)
+        return llvm().optimized_ir(self.source)
 
 
-def build_cpu(
-    ir: KernelIR, lowered: Lowered, target: Target, device: str, cache: DiskCache | None = None
-) -> CpuKernel:
-    module = render(lowered.thread, target)
-    cache = cache or DiskCache()
-    key = cache.key(module.llvm_ir, "llvm-object", jit.fingerprint(), version())
-    binary = cache.get(key)
-    cached = binary is not None
-    if binary is None:
-        binary = jit.compile_object(module.llvm_ir)
-        cache.put(key, binary)
-    return CpuKernel(
-        ir.name, device, target, module.llvm_ir, binary, lowered.thread, lowered, module.name,
-        module.workspace_bytes, module.prints, cached,
-    )  # fmt: skip
+def llvm() -> types.ModuleType:
+    """The LLVM side (``jit``: llvmlite), imported on first use: loading it takes about 20 ms,
+    which a kernel restored from the program cache as a shared library never needs."""
+    return importlib.import_module("tilevm.backends.cpu.jit")
 
 
 def launch_cpu(
@@ -101,7 +92,7 @@ def launch_cpu(
 def run_slots(compiled: CpuKernel, slots: list[int], grid: tuple[int, int, int]) -> None:
     """Run the blocks on parameters already in their 8-byte slots (also the repeat path)."""
     if compiled._loaded is None:
-        compiled._loaded = jit.Loaded(compiled.binary, compiled.function)
+        compiled._loaded = compiled.load()
     ok = runner.run(compiled._loaded, slots, grid, compiled.workspace_bytes, serial=compiled.prints)
     if not ok:
         raise LaunchError(

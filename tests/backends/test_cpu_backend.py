@@ -193,7 +193,7 @@ def test_numpy_inputs_run_on_the_cpu_by_default() -> None:
     scale[tv.cdiv(300, 128),](x, out, 3.0, BLOCK=128)
     np.testing.assert_array_equal(out, x * 3)
     key = next(k for k in scale._binaries if k[-1] == "cpu")
-    assert scale._binaries[key].device == "cpu"
+    assert scale._binaries[key][0].built.device == "cpu"
 
 
 def test_object_code_is_cached_on_disk_across_processes(tmp_path) -> None:

@@ -24,7 +24,17 @@ class FunctionSource:
 
     @classmethod
     def of(cls, fn: Any) -> FunctionSource:
-        file, first, lines = source_lines(fn)
+        try:
+            lines, first = inspect.getsourcelines(fn)
+            file = inspect.getsourcefile(fn) or "<unknown>"
+        except (OSError, TypeError) as exc:
+            raise CompileError(
+                f"cannot read the source of {getattr(fn, '__name__', fn)!r}",
+                expected="a function defined in a file",
+                found=str(exc),
+                hint="kernels are compiled from their source: define them in a .py file",
+                code="no-source",
+            ) from exc
         text = "".join(lines)
         dedented = textwrap.dedent(text)
         indent = len(lines[0]) - len(lines[0].lstrip())
@@ -45,19 +55,3 @@ class FunctionSource:
         return SourceLocation(
             self.file, self.first_line + index, node.col_offset + self.indent, text
         )
-
-
-def source_lines(fn: Any) -> tuple[str, int, list[str]]:
-    """The file, first line and source lines of a function (without parsing them)."""
-    try:
-        lines, first = inspect.getsourcelines(fn)
-        file = inspect.getsourcefile(fn) or "<unknown>"
-    except (OSError, TypeError) as exc:
-        raise CompileError(
-            f"cannot read the source of {getattr(fn, '__name__', fn)!r}",
-            expected="a function defined in a file",
-            found=str(exc),
-            hint="kernels are compiled from their source: define them in a .py file",
-            code="no-source",
-        ) from exc
-    return file, first, lines

@@ -49,7 +49,6 @@ class Backend:
     name: str = ""  # the device-name prefix this backend answers
     lowers = True  # False for a backend that runs the VM IR itself (the interpreter)
     order = 100  # where tv.devices() lists its devices (lower first)
-    default = False  # the device of a launch whose tensors all live in host memory
 
     # ----- where it runs ----------------------------------------------------------------------
     def answers(self, device: str) -> bool:

@@ -2,11 +2,11 @@
 of the program cache (``tilevm.runtime.programs``) are built from it.
 
 Numbers, strings, dtypes, layouts, frozen dataclasses and containers of them are written out
-in full. Code is named and pinned to its source: a ``@tv.func`` by its source text and
-defaults; another Python function or class by its qualified name, first line and the digest of
-the file that defines it; tilevm's own code by its name (tilevm's files are in every key). What
-has no such text (an object of an ordinary class, a function without a source file) raises
-``Unkeyable``: such a kernel is compiled in each process, never cached on disk.
+in full. Code is named and pinned to its source file: a kernel, a ``@tv.func`` (with its
+defaults) or another Python function or class by its qualified name, first line and the digest
+of the file that defines it; tilevm's own code by its name (tilevm's files are in every key).
+What has no such text (an object of an ordinary class, a function without a source file) raises
+``Unkeyable``: such a kernel is compiled in each process, never kept on disk.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import numpy as np
 from tilevm.dtypes import DataType
 from tilevm.frontend.expressions import Func
 from tilevm.frontend.scope import ABSENT
-from tilevm.frontend.source import source_lines
 from tilevm.layouts import RegisterLayout
 
 _file_digests: dict[str, tuple[tuple[int, int], str]] = {}
@@ -74,15 +73,13 @@ def fingerprint(value: Any) -> str:
 
 
 def func_fingerprint(func: Func) -> str:
-    """A ``@tv.func``: where it is, its source text and its defaults (the globals it reads are
-    recorded separately, as the kernel's are)."""
+    """A ``@tv.func``: its source and its defaults (the globals it reads are recorded
+    separately, as the kernel's are)."""
     text = _func_texts.get(func)
     if text is None:
         fn = func.fn
-        file, first, lines = source_lines(fn)
         defaults = fingerprint((fn.__defaults__ or (), sorted((fn.__kwdefaults__ or {}).items())))
-        body = hashlib.sha256("".join(lines).encode()).hexdigest()
-        text = f"func:{fn.__module__}.{fn.__qualname__}@{file}:{first}:{body}:{defaults}"
+        text = f"func:{source_text(fn)}:{defaults}"
         _func_texts[func] = text
     return text
 
@@ -124,12 +121,14 @@ def file_digest(path: str) -> str:
 
 
 def source_text(fn: Any) -> str:
-    """Where a kernel function is and its source text."""
-    try:
-        file, first, lines = source_lines(fn)
-    except Exception as exc:  # the frontend reports a missing source; here it only is no key
-        raise Unkeyable(str(exc)) from None
-    return f"{fn.__module__}.{fn.__qualname__}@{file}:{first}\n{''.join(lines)}"
+    """A function's source: its name, where it starts and the digest of its whole file (what
+    the frontend translates is read from that file). Cheaper than cutting the function out of
+    the file, and exact: whatever changes in the function changes the digest."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        raise Unkeyable(repr(fn))
+    where = f"{fn.__module__}.{fn.__qualname__}@{code.co_filename}:{code.co_firstlineno}"
+    return f"{where}:{file_digest(code.co_filename)}"
 
 
 def owners(value: Any) -> list[Any]:

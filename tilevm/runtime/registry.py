@@ -2,8 +2,12 @@
 
 The interpreter registers itself (``tilevm.interp.backend``); every other backend is a package
 ``tilevm.backends.<name>`` with a module ``backend`` that defines ``BACKEND`` (a
-``tilevm.runtime.backend.Backend``). Adding a backend is adding its folder: nothing here
-changes.
+``tilevm.runtime.backend.Backend`` whose ``name`` is the package's). Adding a backend is adding
+its folder: nothing here changes.
+
+A launch imports only the backend it runs on: a device name's backend is found by its package
+name, and launches on host memory go to the backend ``tilevm.backends.HOST`` names. Backends
+import vendor runtimes and compilers, which takes time a cached kernel should not pay.
 """
 
 from __future__ import annotations
@@ -14,27 +18,58 @@ import pkgutil
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+import tilevm.backends as package
+from tilevm.dtypes import DataType
 from tilevm.errors import DeviceError
+from tilevm.runtime.arrays import is_host_tensor
 from tilevm.runtime.backend import Backend
+
+BUILT_IN = ("tilevm.interp.backend",)  # backend modules outside the backends package
+# Launch arguments no backend can own: scalars and compile-time values
+_NOT_TENSORS = (bool, int, float, complex, str, bytes, np.generic, type(None), tuple, list, dict,
+                DataType)  # fmt: skip
 
 
 @functools.cache
 def backends() -> tuple[Backend, ...]:
     """Every registered backend, in the order ``tv.devices()`` lists them."""
-    import tilevm.backends as package
-
-    found = [importlib.import_module("tilevm.interp.backend").BACKEND]
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.ispkg:
-            continue
-        try:
-            module = importlib.import_module(f"{package.__name__}.{info.name}.backend")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{package.__name__}.{info.name}.backend":
-                raise  # the backend exists but one of its own imports is broken
-            continue  # a package of shared code, not a backend
-        found.append(module.BACKEND)
+    found = [_module(name) for name in (*BUILT_IN, *map(_package_module, _packages()))]
+    found = [module.BACKEND for module in found if module is not None]
     return tuple(sorted(found, key=lambda b: (b.order, b.name)))
+
+
+@functools.cache
+def _packages() -> tuple[str, ...]:
+    return tuple(info.name for info in pkgutil.iter_modules(package.__path__) if info.ispkg)
+
+
+def _package_module(name: str) -> str:
+    return f"{package.__name__}.{name}.backend"
+
+
+def _module(name: str) -> Any:
+    """The backend module ``name``, or None for a package of shared code (no backend module)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise  # the backend exists but one of its own imports is broken
+        return None
+
+
+@functools.cache
+def _named(name: str) -> Backend | None:
+    """The backend called ``name``, importing no other (built-in ones aside); None when there
+    is none."""
+    if name in _packages():
+        module = _module(_package_module(name))
+        return module.BACKEND if module is not None else None
+    for module in map(_module, BUILT_IN):
+        if module.BACKEND.name == name:
+            return module.BACKEND
+    return None
 
 
 def names() -> list[str]:
@@ -44,6 +79,9 @@ def names() -> list[str]:
 def backend_for(device: str) -> Backend:
     """The backend that answers ``device`` (a device name or a compile target)."""
     if isinstance(device, str):
+        named = _named(device.partition(":")[0])
+        if named is not None and named.answers(device):
+            return named
         for backend in backends():
             if backend.answers(device):
                 return backend
@@ -63,6 +101,8 @@ def devices() -> list[str]:
 
 def owner(value: Any) -> Backend | None:
     """The backend whose devices hold tensor ``value``, if it is not in host memory."""
+    if is_host_tensor(value) or isinstance(value, _NOT_TENSORS) or callable(value):
+        return None  # (asking each backend would import every one)
     for backend in backends():
         if backend.owns(value):
             return backend
@@ -77,7 +117,7 @@ def resolve(device: str | None, args: Sequence[Any] = ()) -> tuple[Backend, str]
             backend = owner(arg)
             if backend is not None:
                 return backend, backend.resolve(backend.device_of(arg))
-        backend = next(b for b in backends() if b.default)
+        backend = backend_for(package.HOST)
         return backend, backend.resolve(backend.name)
     if not isinstance(device, str) and isinstance(getattr(device, "type", None), str):
         device = str(device)  # a torch.device: "cuda:0", "cpu"
