@@ -47,6 +47,7 @@ from benchmarks.sanitize_driver import format_indices  # noqa: E402
 DRIVER = Path(__file__).resolve().parent / "sanitize_driver.py"
 DEFAULT_BUDGET = 450.0  # seconds for the whole run: inside ~8 minutes with start-up
 REEXEC = "TILEVM_SANITIZE_REEXEC"  # set when the script restarted itself after installing tilevm
+MAX_FINDINGS = 30  # lines of findings printed under the table (the JSON and the log have all)
 SETTLE = "0.2"  # seconds after each sanitized launch for the sanitizer's reports to print
 
 
@@ -254,6 +255,8 @@ class Run:
             _print_selftest(checks)
         if columns:
             _print_table(self.chosen, columns)
+        for line in _findings(self.chosen, columns)[:MAX_FINDINGS]:
+            print(line)
         for r in columns + list(selftest.values()):
             for problem in r.problems:
                 print(f"problem in the {r.tool} pass: {problem}")
@@ -348,6 +351,28 @@ def _print_table(chosen, columns) -> None:
     print("N: reports by the tool during that case; *: output elements left unwritten (NaN)\n"
           "fail: the launch raised; crash/timeout: the process died or was stopped in it; "
           "-: not run")  # fmt: skip
+
+
+def _findings(chosen, columns) -> list[str]:
+    """One line for each thing the table counts against the zoo: the first line of a case's
+    first report, the message of a launch that raised, outputs left unwritten, and reports
+    outside any case (the log has them in full)."""
+    lines = []
+    for r in columns:
+        for c in chosen:
+            case = r.cases.get(c.index)
+            if case is None:
+                continue
+            if case.records:
+                lines.append(f"{r.tool} {c.name}: {case.records[0].title}")
+            if case.status != "ok":
+                lines.append(f"{r.tool} {c.name}: {case.status}: {case.message[-300:]}")
+            if case.unwritten:
+                lines.append(f"{r.tool} {c.name}: outputs left unwritten {case.unwritten}")
+        for p in r.processes:
+            for record in p.before + p.after:
+                lines.append(f"{r.tool} (outside the zoo's launches): {record.title}")
+    return lines
 
 
 def _plain_total(result, chosen) -> str:
