@@ -310,9 +310,10 @@ class Launcher:
         warps = _check_warps(self.kernel.default_warps if warps is None else warps)
         fast = self.kernel._fast
         bound = fast.bind(args, kwargs)
-        key = fast.key(bound, warps, device or "auto") if bound is not None else None
+        probe = fast.probe(bound, warps, device or "auto") if bound is not None else None
+        key = probe[0] if probe is not None else None
         entry = fast.entries.get(key) if key is not None else None
-        if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, self.grid):
+        if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, probe[1], self.grid):
             return
         backend, device = registry.resolve(device, [*args, *kwargs.values()])
         specs, values, tensors = self.kernel.specialize(args, kwargs, backend, device)

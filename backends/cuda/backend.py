@@ -123,8 +123,8 @@ class CudaBackend(Backend):
         # holds every tensor's device, and a kernel's tensors share one)
         first = next((pos for kind, pos, _, _ in plan if kind == "tensor"), None)
 
-        def run(values: list, grid: tuple[int, int, int]) -> bool:
-            if not pack(values):
+        def run(values: list, reads: list, grid: tuple[int, int, int]) -> bool:
+            if not pack(values, reads):
                 return False
             stream = stream_of(values[first].get_device() if first is not None else None)
             launch(grid, block, shared, stream, pointers)

@@ -352,22 +352,23 @@ _raw_launch: Any = None
 
 def raw_launcher(function: Function) -> Callable[..., None]:
     """``launch(grid, block, shared_bytes, stream, pointers)`` for ``function``: libcuda's
-    ``cuLaunchKernel`` called directly, for the repeat-launch path (a few microseconds less
-    than through cuda-python). It holds the GIL during the call (``PyDLL``), so a parameter
-    buffer the caller reuses cannot change under the driver; ``pointers`` is a ctypes array
-    of pointers to the parameters. Errors raise as ``launch`` does."""
+    ``cuLaunchKernel`` called directly, for the repeat-launch path (microseconds less than
+    through cuda-python). It holds the GIL during the call (``PyDLL``), so a parameter buffer
+    the caller reuses cannot change under the driver; ``pointers`` is a ctypes array of
+    pointers to the parameters. The arguments are converted here, not by ctypes' argtypes
+    (which cost more than the call): the handle and stream as pointers, the rest as C ints.
+    Errors raise as ``launch`` does."""
     global _raw_launch
     if _raw_launch is None:
-        lib = ctypes.PyDLL(_libcuda_name())
-        fn = lib.cuLaunchKernel
-        fn.argtypes = [ctypes.c_void_p, *[ctypes.c_uint] * 7, ctypes.c_void_p, ctypes.c_void_p,
-                       ctypes.c_void_p]  # fmt: skip
+        fn = ctypes.PyDLL(_libcuda_name()).cuLaunchKernel
         fn.restype = ctypes.c_int
         _raw_launch = fn
-    call, handle, name = _raw_launch, int(function._handle), function.name
+    call, handle, name = _raw_launch, ctypes.c_void_p(int(function._handle)), function.name
+    pointer = ctypes.c_void_p
 
     def launch(grid, block, shared_bytes: int, stream: int, pointers: Any) -> None:
-        err = call(handle, *grid, *block, shared_bytes, stream, pointers, None)
+        err = call(handle, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+                   shared_bytes, pointer(stream), pointers, None)  # fmt: skip
         if err:
             _check((_driver().CUresult(err),), f"cuLaunchKernel({name})")
 

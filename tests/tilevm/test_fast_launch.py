@@ -31,7 +31,8 @@ def test_parameters_pack_into_8_byte_slots(rng: np.random.Generator) -> None:
             ("stride", 0, 1, 64), ("scalar", 1, -1, 32), ("scalar", 2, -1, 16),
             ("scalar", 3, -1, 64)]  # fmt: skip
     packer = ParamPacker(plan, {1: tv.f32, 2: tv.bf16, 3: tv.u64})
-    assert packer.pack([x, 0.1, 1.5, 2**64 - 3])
+    reads = [(x.data_ptr(), x.shape, x.stride()), None, None, None]
+    assert packer.pack([x, 0.1, 1.5, 2**64 - 3], reads)
     slots = _slots(packer, len(plan))
     assert struct.unpack("<Q", slots[0])[0] == x.data_ptr()
     assert struct.unpack("<i", slots[1][:4])[0] == 6
@@ -50,14 +51,14 @@ def test_parameters_pack_into_8_byte_slots(rng: np.random.Generator) -> None:
 def test_a_scalar_that_does_not_fit_sends_the_launch_to_the_full_path(dtype, value) -> None:
     packer = ParamPacker([("scalar", 0, -1, dtype.bits)], {0: dtype})
     assert scalar_arg(dtype, value) is None  # the full path's verdict
-    assert not packer.pack([value])
+    assert not packer.pack([value], [None])
 
 
 @pytest.mark.parametrize(("dtype", "value"), [(tv.f32, float("inf")), (tv.f32, float("nan")),
                                               (tv.i32, -(2**31)), (tv.u8, 255), (tv.i32, True)])
 def test_values_the_full_path_accepts_pack(dtype, value) -> None:  # fmt: skip
     packer = ParamPacker([("scalar", 0, -1, dtype.bits)], {0: dtype})
-    assert packer.pack([value])
+    assert packer.pack([value], [None])
     assert bytes(packer.buffer)[: ctypes.sizeof(scalar_arg(dtype, value))] == bytes(
         scalar_arg(dtype, value)
     )
@@ -74,8 +75,8 @@ def axpy(x: tv.Tensor, y: tv.Tensor, out: tv.Tensor, a: tv.f32, n: tv.i32, BLOCK
 @gpu
 def test_repeat_launches_on_the_gpu_match_first_ones(rng: np.random.Generator) -> None:
     axpy._fast.entries.clear()
-    for trial in range(4):  # the first launch takes the full path, the rest the repeat path
-        n = 1000 + trial
+    n = 1000
+    for _ in range(4):  # the first launch takes the full path, the rest the repeat path
         x, y = (torch.from_numpy(rng.random(n).astype(np.float32)).cuda() for _ in range(2))
         out = torch.full((n,), float("nan"), device="cuda")
         a = float(rng.random())

@@ -34,8 +34,8 @@ class Entry:
     plan: tuple[tuple[str, int, int, int], ...]
     scalars: dict[int, DataType]
     # Host entries: runs the kernel on 8-byte parameter slots read from numpy arrays and the
-    # grid. Device entries: launches on the argument values themselves (torch tensors, plain
-    # scalars) and the grid, False when a scalar does not fit its dtype (``ParamPacker``).
+    # grid. Device entries: launches on the argument values (scalars), the probe's reads of
+    # the tensors and the grid; False when a scalar does not fit its dtype (``ParamPacker``).
     run: Callable[[list, tuple[int, int, int]], Any]
     host: bool = False
     guards: tuple[Guard, ...] = ()  # the globals the kernel read still have their values
@@ -64,10 +64,14 @@ class FastPath:
                 return None
         return values if used == len(kwargs) else None
 
-    def key(self, values: list, warps: int, device: str) -> tuple | None:
+    def probe(self, values: list, warps: int, device: str) -> tuple[tuple, list] | None:
+        """The launch's key, and what was read from each torch tensor to make it (its
+        address, shape and strides, which the parameters reuse); None when the launch must
+        take the full path."""
         torch = sys.modules.get("torch")
         parts: list[Any] = [warps, device]
-        for value, kind in zip(values, self.kinds):
+        reads: list[Any] = [None] * len(values)
+        for i, (value, kind) in enumerate(zip(values, self.kinds)):
             if kind == "constexpr":
                 parts.append(value)
             elif type(value) is np.ndarray and kind != "scalar":
@@ -83,13 +87,12 @@ class FastPath:
                 index = value.get_device()
                 if index < 0:  # host memory
                     return None
-                shape = value.shape
-                layout = (shape, value.stride(), value.element_size())
-                facts = _LAYOUT_FACTS.get(layout)
+                ptr, shape, strides, dtype = value.data_ptr(), value.shape, value.stride(), value.dtype
+                facts = _LAYOUT_FACTS.get((shape, strides, dtype))
                 if facts is None:
-                    facts = _layout_facts(*layout)
-                parts.append((value.dtype, value.is_cuda, index, value.data_ptr() & 15 == 0,
-                              facts))  # fmt: skip
+                    facts = _layout_facts(shape, strides, dtype, value.element_size())
+                parts.append((index, value.is_cuda, ptr & 15 == 0, facts))
+                reads[i] = (ptr, shape, strides)
             elif kind != "tensor" and type(value) in (int, float, bool):
                 parts.append(type(value))
             else:
@@ -99,14 +102,14 @@ class FastPath:
             hash(key)
         except TypeError:  # an unhashable constexpr
             return None
-        return key
+        return key, reads
 
-    def launch(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
+    def launch(self, entry: Entry, values: list, reads: list, grid: tuple[int, int, int]) -> bool:
         if entry.guards and not guards_hold(entry.guards):
             return False  # a global changed: the full path compiles again
         if entry.host:
             return self._launch_host(entry, values, grid)
-        return entry.run(values, grid)
+        return entry.run(values, reads, grid)
 
     def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
         slots: list[int] = []
@@ -132,16 +135,16 @@ class FastPath:
 _LAYOUT_FACTS: dict[tuple, tuple] = {}
 
 
-def _layout_facts(shape: tuple[int, ...], strides: tuple[int, ...], size: int) -> tuple:
-    """What a tensor's shape and strides give its specialization (rank, unit last stride,
-    stride and extent alignment, 64-bit indexing), remembered per layout: repeat launches see
-    the same few layouts, and computing them is most of a key's cost."""
+def _layout_facts(shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, size: int) -> tuple:
+    """What a tensor's dtype, shape and strides give its specialization (dtype, rank, unit last
+    stride, stride and extent alignment, 64-bit indexing), remembered per layout: repeat
+    launches see the same few layouts, and computing them is most of a key's cost."""
     bits = size * 8
-    facts = (len(strides), not strides or strides[-1] == 1, stride_align(strides, bits),
+    facts = (dtype, len(strides), not strides or strides[-1] == 1, stride_align(strides, bits),
              extent_align(tuple(shape), bits), needs_wide_index(tuple(shape), strides))  # fmt: skip
     if len(_LAYOUT_FACTS) > 4096:  # a workload of ever-new shapes: start over
         _LAYOUT_FACTS.clear()
-    _LAYOUT_FACTS[(shape, strides, size)] = facts
+    _LAYOUT_FACTS[(shape, strides, dtype)] = facts
     return facts
 
 
@@ -163,23 +166,23 @@ _FORMATS = {"i32": "i4x", "u32": "I4x", "i64": "q", "u64": "Q", "f32": "f4x", "f
 
 class ParamPacker:
     """A kernel's parameters in one buffer of 8-byte slots, and the array of pointers to them
-    that a driver's launch takes. ``pack(values)`` fills the buffer from a launch's argument
-    values (torch tensors, plain scalars) with one ``struct.pack_into``, generated for the
-    plan; it returns False when a scalar does not fit its dtype (struct refuses an integer out
-    of range or a finite float that overflows f32), and the full path then raises the error.
-    The buffer is reused: the launch that reads it must not release the GIL before the
-    driver has copied the parameters."""
+    that a driver's launch takes. ``pack(values, reads)`` fills the buffer from a launch's
+    scalar values and what ``FastPath.probe`` read from its tensors (address, shape, strides)
+    with one ``struct.pack_into``, generated for the plan; it returns False when a scalar does
+    not fit its dtype (struct refuses an integer out of range or a finite float that overflows
+    f32), and the full path then raises the error. The buffer is reused: the launch that reads
+    it must not release the GIL before the driver has copied the parameters."""
 
     def __init__(self, plan: Sequence[tuple[str, int, int, int]], scalars: dict[int, DataType]):
         fmt, values = ["="], []
         for kind, position, axis, bits in plan:
-            v = f"v[{position}]"
+            v, r = f"v[{position}]", f"r[{position}]"
             if kind == "tensor":
                 fmt.append("Q")
-                values.append(f"{v}.data_ptr()")
+                values.append(f"{r}[0]")
             elif kind in ("dim", "stride"):
                 fmt.append("q" if bits == 64 else "i4x")
-                values.append(f"{v}.shape[{axis}]" if kind == "dim" else f"{v}.stride({axis})")
+                values.append(f"{r}[{1 if kind == 'dim' else 2}][{axis}]")
             else:
                 name = scalars[position].name
                 fmt.append(_FORMATS.get(name, "Q"))
@@ -189,7 +192,7 @@ class ParamPacker:
         base = ctypes.addressof(self.buffer)
         self.pointers = (ctypes.c_void_p * count)(*(base + 8 * i for i in range(count)))
         source = (
-            "def pack(v):\n"
+            "def pack(v, r):\n"
             "    try:\n"
             f"        pack_into({''.join(fmt)!r}, buffer, 0, {', '.join(values)})\n"
             "    except (struct_error, OverflowError, TypeError, OutOfRange):\n"
@@ -200,7 +203,7 @@ class ParamPacker:
                  "dtypes": dict(scalars), "struct_error": struct.error,
                  "OutOfRange": _OutOfRange}  # fmt: skip
         exec(compile(source, "<tilevm parameter packer>", "exec"), scope)
-        self.pack: Callable[[list], bool] = scope["pack"]
+        self.pack: Callable[[list, list], bool] = scope["pack"]
 
 
 _BYTE_SIZED: dict[np.dtype, bool] = {}
