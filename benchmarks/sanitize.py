@@ -3,14 +3,20 @@ memcheck, racecheck, synccheck and initcheck, on fresh random inputs: a table of
 each tool makes in each kernel (0 expected), a JSON summary, exit status 1 when anything is
 reported.
 
-    python3 benchmarks/sanitize.py --install --out results/sanitize.json   (on a CUDA GPU)
+    python3 benchmarks/sanitize.py --install --out sanitize.json   (on a CUDA GPU)
     python3 benchmarks/sanitize.py --dry-run      (anywhere: the cases and the exact commands)
     python3 benchmarks/sanitize.py --selftest     (only the planted bugs)
 
+Needs, on the GPU machine: compute-sanitizer (the CUDA toolkit's, or the pip package
+nvidia-cuda-sanitizer-api matching the driver's CUDA version), torch with CUDA, cuda-python
+with NVRTC, and tilevm importable (``--install`` installs the last one editable, and the
+sanitizer from a ``.whl`` folder in the repository or the registry, when they are missing).
+The JSON goes to ``--out``, the raw output of every process beside it (``.log``).
+
 How: one process per tool launches every case once (``sanitize_driver.py``), so each tool
-starts once; the tools run side by side. First, with no sanitizer, the same process runs every
-case once (the ``plain`` column: a baseline that also fills tilevm's compile cache) while each
-tool's selftest checks that it reports a planted bug (an out-of-bounds write, a shared-memory
+starts once; the tools run side by side (``--jobs``). Beside them the same driver runs every
+case once with no sanitizer (the ``plain`` column, a baseline), and first each tool's selftest
+checks that it reports a planted bug (an out-of-bounds write, a shared-memory
 race, a bad ``__syncwarp`` mask, reads of never-written global and shared memory): without
 that, "0 errors" would prove nothing. CUDA API errors are not reported (``--report-api-errors
 no``): torch and cuda-python probe the driver and get expected failures, and tilevm checks every
@@ -212,7 +218,9 @@ class Run:
               f"{', '.join(selftest_tools) or 'none'}; then the zoo under: "
               f"{', '.join(zoo_tools) or 'none'}; {self.sanitizer.path} ({self.sanitizer.version})",
               flush=True)  # fmt: skip
-        # the plain pass (no sanitizer) beside the selftests, at most --jobs sanitizers at once
+        # the plain pass (no sanitizer) beside the sanitized passes, at most --jobs of those at
+        # once: the selftests first (they are short), then the zoo under each tool
+        zoo_slots = {t: self._slot(len(selftest_tools) + k) for k, t in enumerate(zoo_tools)}
         with ThreadPoolExecutor(1) as alone, ThreadPoolExecutor(self.args.jobs) as pool:
             plain_run = None
             if not self.args.selftest:
@@ -226,19 +234,14 @@ class Run:
                     passes.run_pass, tool, list(names), names,
                     self.selftest_command(tool, self._slot(k)), self.deadline,
                     f"{tool} selftest")  # fmt: skip
+            zoo_runs = {
+                t: pool.submit(passes.run_pass, t, self.indices, self.kernels,
+                               self.zoo_command(t, zoo_slots[t]), self.deadline, f"{t} pass")
+                for t in zoo_tools
+            }  # fmt: skip
             plain = plain_run.result() if plain_run else None
             selftest = {t: f.result() for t, f in selftest_runs.items()}
-        zoo = {}
-        if not self.args.selftest:
-            offset = len(selftest_tools)
-            with ThreadPoolExecutor(self.args.jobs) as pool:
-                futures = {
-                    t: pool.submit(passes.run_pass, t, self.indices, self.kernels,
-                                   self.zoo_command(t, self._slot(offset + k)), self.deadline,
-                                   f"{t} pass")
-                    for k, t in enumerate(self.selected)
-                }  # fmt: skip
-                zoo = {t: f.result() for t, f in futures.items()}
+            zoo = {t: f.result() for t, f in zoo_runs.items()}
         for result in [*([plain] if plain else []), *selftest.values(), *zoo.values()]:
             self.log += result.log
         return self.summarize(plain, selftest, plans, zoo)
@@ -395,7 +398,7 @@ def _dry_run(args, chosen, selected, sanitizer: tools.Sanitizer | None) -> int:
           "stops in a case is followed by one for the cases after it:")  # fmt: skip
     print(f"  {passes.PLAIN}: {shlex.join(run.zoo_command(passes.PLAIN, 0)(indices))}")
     for k, tool in enumerate(selected):
-        slot = run._slot(len(selected) + k)
+        slot = run._slot((0 if args.skip_selftest else len(selected)) + k)
         print(f"  {tool}: {shlex.join(run.zoo_command(tool, slot)(indices))}")
     if not args.skip_selftest:
         from benchmarks import sanitize_selftest as planted

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,9 @@ class Case:
     kwargs: dict[str, Any]  # constexprs, without warps
     warps: int
     grid: tuple[int, ...]
-    outputs: tuple[int, ...]  # positions of tensors the kernel writes and never reads
-    updated: tuple[int, ...] = field(default=())  # written and read: need initial contents
+    # positions of the tensors the kernel writes and never reads (one it also reads, as an
+    # atomic update does, is an input: it gets data, not poison)
+    outputs: tuple[int, ...]
 
     @property
     def kernel_name(self) -> str:
@@ -106,9 +107,8 @@ def _case(index: int, name: str, kernel: tv.Kernel, args: tuple, kwargs: dict) -
     written, read = _tensor_uses(kernel, args, consts, warps)
     params = list(kernel.signature.parameters)
     outputs = tuple(i for i, p in enumerate(params[: len(args)]) if p in written and p not in read)
-    updated = tuple(i for i, p in enumerate(params[: len(args)]) if p in written and p in read)
-    return Case(index, name, kernel, tuple(args), consts, warps, tuple(rule(bound.arguments)),
-                outputs, updated)  # fmt: skip
+    grid = tuple(rule(bound.arguments))
+    return Case(index, name, kernel, tuple(args), consts, warps, grid, outputs)
 
 
 def _tensor_uses(kernel: tv.Kernel, args: tuple, consts: dict, warps: int) -> tuple[set, set]:
