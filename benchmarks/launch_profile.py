@@ -56,7 +56,7 @@ def raw_launch_us(kernel, key, bound, reads) -> None:
     from tilevm.backends.cuda.runtime import raw_stream_reader
     from tilevm.runtime.fast_launch import ParamPacker
 
-    entry = kernel._fast.entries[key]
+    entry = kernel._fast.find(key, bound)
     built = next(_builds(kernel._binaries))
     packer = ParamPacker(entry.plan, entry.scalars)
     stream_of = raw_stream_reader(torch)
@@ -97,11 +97,11 @@ def main() -> None:
     args, kwargs = (x, y, out), {"BLOCK": 256}
     bound = fast.bind(args, kwargs)
     key, reads = fast.probe(bound, 4, "auto")
-    entry = fast.entries[key]
+    entry = fast.find(key, bound)
     print(f"whole call: {per_call_us(lambda: launch(x, y, out, BLOCK=256)):.2f} us")
     print(f"  bind: {per_call_us(lambda: fast.bind(args, kwargs)):.2f} us")
     print(f"  probe (the key): {per_call_us(lambda: fast.probe(bound, 4, 'auto')):.2f} us")
-    print(f"  lookup: {per_call_us(lambda: fast.entries.get(key)):.2f} us")
+    print(f"  find: {per_call_us(lambda: fast.find(key, bound)):.2f} us")
     print(f"  launch (guards, pack, stream, cuLaunchKernel): "
           f"{per_call_us(lambda: fast.launch(entry, bound, reads, (4, 1, 1))):.2f} us")
     print(f"torch.add: {per_call_us(lambda: torch.add(x, y, out=out)):.2f} us")

@@ -83,7 +83,7 @@ class Kernel:
         self.fn = fn
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
-        self.default_warps = warps
+        self.default_warps = _check_warps(warps)  # launches that give none skip the check
         try:  # annotations may be strings (from __future__ import annotations)
             self.signature = inspect.signature(fn, eval_str=True)
         except Exception as exc:
@@ -303,17 +303,17 @@ class Launcher:
     def __init__(self, kernel: Kernel, grid: tuple[int, int, int]) -> None:
         self.kernel = kernel
         self.grid = grid
+        self.grid_size = grid[0] * grid[1] * grid[2]  # 0: an empty grid launches nothing
 
     def __call__(
         self, *args: Any, warps: int | None = None, device: str | None = None, **kwargs: Any
     ) -> None:
-        warps = _check_warps(self.kernel.default_warps if warps is None else warps)
+        warps = self.kernel.default_warps if warps is None else _check_warps(warps)
         fast = self.kernel._fast
         bound = fast.bind(args, kwargs)
         probe = fast.probe(bound, warps, device or "auto") if bound is not None else None
-        key = probe[0] if probe is not None else None
-        entry = fast.entries.get(key) if key is not None else None
-        if entry is not None and min(self.grid) > 0 and fast.launch(entry, bound, probe[1], self.grid):
+        entry = fast.find(probe[0], bound) if probe is not None else None
+        if entry is not None and self.grid_size and fast.launch(entry, bound, probe[1], self.grid):
             return
         backend, device = registry.resolve(device, [*args, *kwargs.values()])
         specs, values, tensors = self.kernel.specialize(args, kwargs, backend, device)
@@ -344,11 +344,11 @@ class Launcher:
         else:
             built = translation.ir
         backend.launch(built, self.grid, tensors, scalars, device)
-        if key is not None:
+        if probe is not None:
             positions = {name: i for i, name in enumerate(fast.names)}
             entry = backend.fast_entry(built, positions, specs, tensors)
             if entry is not None:
-                fast.entries[key] = dataclasses.replace(entry, guards=guards)
+                fast.record(probe[0], bound, dataclasses.replace(entry, guards=guards))
 
 
 def _fast_path(signature: inspect.Signature) -> FastPath:

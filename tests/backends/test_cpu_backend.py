@@ -238,7 +238,7 @@ def test_the_llvm_ir_keeps_the_kernel_name_and_vectorizes_the_thread_loop() -> N
 
 
 def test_repeat_launches_on_numpy_arrays_take_the_fast_path(rng) -> None:
-    scale._fast.entries.clear()
+    scale._fast.clear()
     x = rng.standard_normal(256).astype(np.float32)
     out = np.full(256, np.nan, np.float32)
     scale[2,](x, out, 2.0, BLOCK=128)

@@ -74,7 +74,7 @@ def axpy(x: tv.Tensor, y: tv.Tensor, out: tv.Tensor, a: tv.f32, n: tv.i32, BLOCK
 
 @gpu
 def test_repeat_launches_on_the_gpu_match_first_ones(rng: np.random.Generator) -> None:
-    axpy._fast.entries.clear()
+    axpy._fast.clear()
     n = 1000
     for _ in range(4):  # the first launch takes the full path, the rest the repeat path
         x, y = (torch.from_numpy(rng.random(n).astype(np.float32)).cuda() for _ in range(2))

@@ -65,7 +65,7 @@ def test_specialization_cache_keys(rng: np.random.Generator, monkeypatch) -> Non
     monkeypatch.setenv("TILEVM_CACHE", "0")  # a kernel found on disk is not translated
     scale._cache.clear()
     scale._binaries.clear()  # nor is one built earlier in this process
-    scale._fast.entries.clear()  # repeat launches skip specialization altogether
+    scale._fast.clear()  # repeat launches skip specialization altogether
     scale[1,](x, out, 1.0)
     scale[1,](x, out, 2.0)  # scalars are not part of the key
     assert len(scale._cache) == 1
@@ -149,7 +149,7 @@ def test_print_static_print_annotate_and_range_options(capsys: pytest.CaptureFix
 def test_ir_is_dumped_when_asked(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TILEVM_DUMP", str(tmp_path))
     scale._cache.clear()
-    scale._fast.entries.clear()
+    scale._fast.clear()
     scale[1,](np.zeros(4, np.float32), np.zeros(4, np.float32), 1.0)
     dumped = sorted(p.name for p in tmp_path.iterdir())
     assert dumped and dumped[0].startswith("scale.") and dumped[0].endswith(".frontend.ir")

@@ -46,7 +46,8 @@ class FastPath:
         self.names = list(names)
         self.kinds = list(kinds)  # "tensor" | "scalar" | "constexpr" | "any"
         self.defaults = list(defaults)  # _MISS where a parameter has none
-        self.entries: dict[tuple, Entry] = {}
+        self.entries: dict[tuple, Entry] = {}  # by the facts the specialization depends on
+        self._by_raw: dict[tuple, Entry] = {}  # the same entries by probed keys
 
     def bind(self, args: tuple, kwargs: dict) -> list | None:
         """Argument values in parameter order, or None when the call is not a plain one."""
@@ -65,34 +66,27 @@ class FastPath:
         return values if used == len(kwargs) else None
 
     def probe(self, values: list, warps: int, device: str) -> tuple[tuple, list] | None:
-        """The launch's key, and what was read from each torch tensor to make it (its
-        address, shape and strides, which the parameters reuse); None when the launch must
-        take the full path."""
+        """What the launch's entry is looked up by: the raw facts of its arguments (each
+        torch tensor's dtype, shape, strides, 16-byte alignment and device; scalar types;
+        constexpr values), and what was read from each tensor (address, shape, strides: the
+        parameters reuse them). None when the launch must take the full path."""
         torch = sys.modules.get("torch")
         parts: list[Any] = [warps, device]
         reads: list[Any] = [None] * len(values)
         for i, (value, kind) in enumerate(zip(values, self.kinds)):
             if kind == "constexpr":
                 parts.append(value)
-            elif type(value) is np.ndarray and kind != "scalar":
-                if not (_byte_sized(value.dtype) and value.flags.writeable):
-                    return None  # (a read-only array is checked against what the kernel writes)
-                item = value.itemsize
-                strides = tuple(s // item for s in value.strides)
-                parts.append((value.dtype, value.ndim, not strides or strides[-1] == 1,
-                              value.ctypes.data & 15 == 0, stride_align(strides, item * 8),
-                              extent_align(value.shape, item * 8),
-                              needs_wide_index(value.shape, strides), "host"))  # fmt: skip
             elif torch is not None and type(value) is torch.Tensor:
                 index = value.get_device()
                 if index < 0:  # host memory
                     return None
-                ptr, shape, strides, dtype = value.data_ptr(), value.shape, value.stride(), value.dtype
-                facts = _LAYOUT_FACTS.get((shape, strides, dtype))
-                if facts is None:
-                    facts = _layout_facts(shape, strides, dtype, value.element_size())
-                parts.append((index, value.is_cuda, ptr & 15 == 0, facts))
+                ptr, shape, strides = value.data_ptr(), value.shape, value.stride()
+                parts += (value.dtype, shape, strides, ptr & 15 == 0, index, value.is_cuda)
                 reads[i] = (ptr, shape, strides)
+            elif type(value) is np.ndarray and kind != "scalar":
+                if not (_byte_sized(value.dtype) and value.flags.writeable):
+                    return None  # (a read-only array is checked against what the kernel writes)
+                parts.append(_numpy_facts(value))
             elif kind != "tensor" and type(value) in (int, float, bool):
                 parts.append(type(value))
             else:
@@ -103,6 +97,54 @@ class FastPath:
         except TypeError:  # an unhashable constexpr
             return None
         return key, reads
+
+    def find(self, key: tuple, values: list) -> Entry | None:
+        """The entry for a probed launch: by its raw key, else by the specialization facts
+        those arguments give (a new shape of a known kind), remembered under the raw key."""
+        entry = self._by_raw.get(key)
+        if entry is None:
+            entry = self.entries.get(self._facts_key(key, values))
+            if entry is not None:
+                self._remember(key, entry)
+        return entry
+
+    def record(self, key: tuple, values: list, entry: Entry) -> None:
+        """Keep the full path's entry for launches like this one."""
+        self.entries[self._facts_key(key, values)] = entry
+        self._remember(key, entry)
+
+    def clear(self) -> None:
+        """Forget every entry: the next launch of each kind takes the full path."""
+        self.entries.clear()
+        self._by_raw.clear()
+
+    def _remember(self, key: tuple, entry: Entry) -> None:
+        if len(self._by_raw) > 4096:  # a workload of ever-new shapes: start over
+            self._by_raw.clear()
+        self._by_raw[key] = entry
+
+    def _facts_key(self, key: tuple, values: list) -> tuple:
+        """What the specialization depends on: the raw key with each torch tensor's shape
+        and strides replaced by the facts they give (rank, unit last stride, alignments,
+        64-bit indexing)."""
+        torch = sys.modules.get("torch")
+        parts: list[Any] = list(key[:2])
+        for value, kind in zip(values, self.kinds):
+            if kind == "constexpr":
+                parts.append(value)
+            elif torch is not None and type(value) is torch.Tensor:
+                shape, strides = tuple(value.shape), value.stride()
+                bits = value.element_size() * 8
+                parts.append((value.dtype, value.get_device(), value.is_cuda,
+                              value.data_ptr() & 15 == 0, len(strides),
+                              not strides or strides[-1] == 1, stride_align(strides, bits),
+                              extent_align(shape, bits),
+                              needs_wide_index(shape, strides)))  # fmt: skip
+            elif type(value) is np.ndarray and kind != "scalar":
+                parts.append(_numpy_facts(value))
+            else:
+                parts.append(type(value))
+        return tuple(parts)
 
     def launch(self, entry: Entry, values: list, reads: list, grid: tuple[int, int, int]) -> bool:
         if entry.guards and not guards_hold(entry.guards):
@@ -132,20 +174,14 @@ class FastPath:
         return True
 
 
-_LAYOUT_FACTS: dict[tuple, tuple] = {}
-
-
-def _layout_facts(shape: tuple[int, ...], strides: tuple[int, ...], dtype: Any, size: int) -> tuple:
-    """What a tensor's dtype, shape and strides give its specialization (dtype, rank, unit last
-    stride, stride and extent alignment, 64-bit indexing), remembered per layout: repeat
-    launches see the same few layouts, and computing them is most of a key's cost."""
-    bits = size * 8
-    facts = (dtype, len(strides), not strides or strides[-1] == 1, stride_align(strides, bits),
-             extent_align(tuple(shape), bits), needs_wide_index(tuple(shape), strides))  # fmt: skip
-    if len(_LAYOUT_FACTS) > 4096:  # a workload of ever-new shapes: start over
-        _LAYOUT_FACTS.clear()
-    _LAYOUT_FACTS[(shape, strides, dtype)] = facts
-    return facts
+def _numpy_facts(value: np.ndarray) -> tuple:
+    """A host array's part of a key: what its specialization depends on."""
+    item = value.itemsize
+    strides = tuple(s // item for s in value.strides)
+    return (value.dtype, value.ndim, not strides or strides[-1] == 1,
+            value.ctypes.data & 15 == 0, stride_align(strides, item * 8),
+            extent_align(value.shape, item * 8), needs_wide_index(value.shape, strides),
+            "host")  # fmt: skip
 
 
 class _OutOfRange(Exception):
