@@ -10,9 +10,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tilevm.backends.cuda import driver
+from tilevm.backends.cuda import driver, nvrtc
 from tilevm.backends.cuda.renderer import CudaRenderer
 from tilevm.backends.cuda.runtime import (
+    NVRTC_OPTIONS,
     CompiledKernel,
     build_cuda,
     launch_cuda,
@@ -24,6 +25,7 @@ from tilevm.errors import DeviceError
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
 from tilevm.lowering.target import Target
+from tilevm.lowering.thread_ir import ThreadKernel
 from tilevm.runtime.backend import Backend, DeviceProperties, TargetInfo
 from tilevm.runtime.build import version
 from tilevm.runtime.device_arrays import device_tensor, dlpack_device, torch_device
@@ -88,6 +90,22 @@ class CudaBackend(Backend):
 
     def build(self, ir: KernelIR, lowered: Lowered, target: Target, spec: str) -> CompiledKernel:
         return build_cuda(ir, lowered, target.name.removeprefix("cuda-"))
+
+    def toolchain(self, target: Target, spec: str) -> str | None:
+        return f"{' '.join(NVRTC_OPTIONS)}; {nvrtc.compiler_fingerprint()}"
+
+    def export(self, built: CompiledKernel) -> tuple[dict[str, Any], bytes] | None:
+        return {"arch": built.arch}, built.binary
+
+    def restore(
+        self, name: str, thread: ThreadKernel, binary: bytes, facts: dict[str, Any],
+        target: Target, spec: str,
+    ) -> CompiledKernel:  # fmt: skip
+        arch = target.name.removeprefix("cuda-")
+        if facts["arch"] != arch:
+            raise ValueError(f"a cubin for {facts['arch']}, not {arch}")
+        # launching only: no source or lowering, and ``thread`` is the signature
+        return CompiledKernel(name, arch, "", binary, thread, None, cached=True)
 
     def owns(self, value: Any) -> bool:
         device = torch_device(value)

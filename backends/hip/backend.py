@@ -31,10 +31,10 @@ class HipKernel(LaunchShape):
 
     name: str
     arch: str
-    source: str
+    source: str  # empty in a kernel restored from the program cache
     binary: bytes
-    thread: ThreadKernel
-    lowered: Lowered
+    thread: ThreadKernel  # only the signature, in a kernel restored from the program cache
+    lowered: Lowered | None
     compiler: str
     cached: bool = False
     _functions: dict[int, Any] = field(default_factory=dict, repr=False)
@@ -96,6 +96,21 @@ class HipBackend(Backend):
             binary = compile_(source, arch, ir.name)
             cache.put(key, binary)
         return HipKernel(ir.name, arch, source, binary, lowered.thread, lowered, compiler, cached)
+
+    def toolchain(self, target: Target, spec: str) -> str | None:
+        return _compiler(target.name.removeprefix("hip-"))[0]
+
+    def export(self, built: HipKernel) -> tuple[dict[str, Any], bytes] | None:
+        return {"arch": built.arch, "compiler": built.compiler}, built.binary
+
+    def restore(
+        self, name: str, thread: ThreadKernel, binary: bytes, facts: dict[str, Any],
+        target: Target, spec: str,
+    ) -> HipKernel:  # fmt: skip
+        arch = target.name.removeprefix("hip-")
+        if facts["arch"] != arch:
+            raise ValueError(f"a code object for {facts['arch']}, not {arch}")
+        return HipKernel(name, arch, "", binary, thread, None, str(facts["compiler"]), True)
 
     def owns(self, value: Any) -> bool:
         device = torch_device(value)

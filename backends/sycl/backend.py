@@ -37,8 +37,8 @@ class SyclKernel(LaunchShape):
     arch: str  # the target's name
     device: str
     source: str
-    thread: ThreadKernel
-    lowered: Lowered
+    thread: ThreadKernel  # only the signature, in a kernel restored from the program cache
+    lowered: Lowered | None
     program: runtime.Program
 
     @property
@@ -86,11 +86,27 @@ class SyclBackend(Backend):
             )
         device = self.resolve(spec)
         source = SyclRenderer().render(lowered.thread)
-        options = tuple(runtime.BUILD_OPTIONS)
-        if runtime.queue(device).sycl_device.is_cpu:
-            options += CPU_DEVICE_OPTIONS
-        program = runtime.compile(source, ir.name, runtime.device_filter(device), options)
+        program = runtime.compile(source, ir.name, runtime.device_filter(device), _options(device))
         return SyclKernel(ir.name, target.name, device, source, lowered.thread, lowered, program)
+
+    def toolchain(self, target: Target, spec: str) -> str | None:
+        device = self.resolve(spec)
+        return runtime.toolchain(runtime.device_filter(device), _options(device))
+
+    def export(self, built: SyclKernel) -> tuple[dict[str, Any], bytes] | None:
+        # the source tells a launch whether the kernel takes the trap status word
+        return {"device": built.device, "source": built.source}, built.binary
+
+    def restore(
+        self, name: str, thread: ThreadKernel, binary: bytes, facts: dict[str, Any],
+        target: Target, spec: str,
+    ) -> SyclKernel:  # fmt: skip
+        device = self.resolve(spec)
+        if facts["device"] != device:
+            raise ValueError(f"built for {facts['device']}, not {device}")
+        source = str(facts["source"])
+        program = runtime.load(source, name, runtime.device_filter(device), binary)
+        return SyclKernel(name, target.name, device, source, thread, None, program)
 
     def owns(self, value: Any) -> bool:
         if isinstance(value, runtime.UsmTensor):
@@ -137,6 +153,13 @@ class SyclBackend(Backend):
             TargetInfo("sycl:opencl:cpu", opencl_cpu_target(),
                        "the OpenCL CPU device (Intel's CPU runtime) and dpctl", jit),
         ]  # fmt: skip
+
+
+def _options(device: str) -> tuple[str, ...]:
+    options = tuple(runtime.BUILD_OPTIONS)
+    if runtime.queue(device).sycl_device.is_cpu:
+        options += CPU_DEVICE_OPTIONS
+    return options
 
 
 BACKEND = SyclBackend()

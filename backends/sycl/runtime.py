@@ -24,6 +24,7 @@ dpctl first looks for devices.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -219,6 +220,26 @@ def compile(
     program = Program(kernel_name, dev.filter_string, source, binary, kernel, cached, log)
     _programs[key] = program
     return program
+
+
+@functools.cache
+def toolchain(device: str, options: tuple[str, ...]) -> str:
+    """What decides a kernel's SYCLBIN besides its source: the device and its driver, the build
+    options, the SYCL runtime and the compiler the shim was built against."""
+    dev = queue(device).sycl_device
+    parts = [dev.filter_string, dev.name, dev.driver_version, *options, shim.runtime_version()]
+    return "|".join([*parts, shim.load().version()])
+
+
+def load(source: str, kernel_name: str, device: str, binary: bytes) -> Program:
+    """``source``'s program from a SYCLBIN built for this device earlier (the program cache
+    keeps both); raises ``shim.BuildFailed`` when the device cannot load it."""
+    q = queue(device)
+    dev = q.sycl_device
+    context_ref, device_ref = q.sycl_context.addressof_ref(), dev.addressof_ref()
+    kernel_ref = shim.load().load(context_ref, device_ref, binary, kernel_name)
+    kernel = _make_kernel(kernel_ref, kernel_name)
+    return Program(kernel_name, dev.filter_string, source, binary, kernel, cached=True)
 
 
 @dataclass
@@ -578,9 +599,11 @@ __all__ = [
     "device_filter",
     "device_names",
     "launch",
+    "load",
     "queue",
     "run",
     "target",
     "tensor_arg",
+    "toolchain",
     "unavailable",
 ]

@@ -1,12 +1,20 @@
 """The on-disk compile cache: keys, round trips, corruption, switching off, concurrency, and
-folders that cannot be written (which must never break compilation)."""
+folders that cannot be written (which must never break compilation); and the program cache
+built on it: kernels found in new processes without translating them, and compiled again when
+their source, a helper's source or a global changed, or an entry is damaged or foreign."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tilevm.runtime.cache import CacheWarning, DiskCache, default_root
@@ -168,3 +176,236 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
         for r in range(_ROUNDS):
             assert cache.get(cache.key("own", str(w), str(r))) == _value(w)
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+# ----- the program cache: a kernel launched in a new process is found before it is translated --
+_KERNELS = """
+import os
+
+import tilevm as tv
+from helpers import shift
+
+SCALE = float(os.environ.get("SCALE", "2.0"))
+
+
+@tv.kernel
+def scaled(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32], BLOCK: tv.constexpr):
+    start = tv.block_id(0) * BLOCK
+    tv.store(out, shift(tv.load(x, [start], [BLOCK]) * SCALE), [start])
+
+
+@tv.kernel
+def broken(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    tv.store(out, tv.load(x, [0], [32]) * not_defined, [0])
+"""
+_HELPERS = """
+import tilevm as tv
+
+
+@tv.func
+def shift(v):
+    return v + 1.0
+"""
+# Runs in a new process: launches ``kernels.scaled`` on fresh random data and reports whether
+# the result is right, whether the frontend ran, and whether LLVM was loaded. With FORBID set,
+# translating or lowering any kernel raises.
+_CHILD = """
+import json, os, sys
+import numpy as np
+import tilevm as tv
+
+K = sys.modules["tilevm.kernel"]  # (tv.kernel is the decorator)
+translated = []
+original = K.Translator.__init__
+
+
+def counting(self, *args, **kwargs):
+    if os.environ.get("FORBID"):
+        raise RuntimeError("the frontend ran")
+    translated.append(1)
+    original(self, *args, **kwargs)
+
+
+def no_lowering(*args, **kwargs):
+    raise RuntimeError("the lowering ran")
+
+
+K.Translator.__init__ = counting
+if os.environ.get("FORBID"):
+    K.lower_kernel = no_lowering
+import kernels
+
+rng = np.random.default_rng(int(os.environ["SEED"]))
+x = rng.standard_normal(1000).astype(np.float32)
+out = np.full_like(x, np.nan)
+kernels.scaled[4,](x, out, BLOCK=256, device=os.environ.get("DEVICE", "cpu"))
+product = x.astype(np.float64) * float(os.environ.get("SCALE", "2.0"))
+error = np.abs(out - (product + 1.0))  # two f32 roundings
+right = bool(np.all(error <= 2 * np.finfo(np.float32).eps * (np.abs(product) + 1.0)))
+print(json.dumps({"right": right,
+                  "translated": len(translated),
+                  "llvm": "llvmlite.binding" in sys.modules}))
+"""
+
+
+class _Project:
+    """A folder with a kernel module and a helper module, run in new processes that share one
+    cache folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cache = root / "cache"
+        (root / "kernels.py").write_text(_KERNELS)
+        (root / "helpers.py").write_text(_HELPERS)
+
+    def edit(self, name: str, old: str, new: str) -> None:
+        path = self.root / name
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new))
+
+    def run(self, code: str = _CHILD, **env: str) -> subprocess.CompletedProcess:
+        base = {k: v for k, v in os.environ.items() if k not in ("TILEVM_CACHE", "TILEVM_DUMP")}
+        paths = [str(self.root), str(ROOT), base.get("PYTHONPATH", "")]
+        full = {**base, "TILEVM_CACHE_DIR": str(self.cache), "PYTHONPATH": os.pathsep.join(paths),
+                "SEED": str(np.random.SeedSequence().entropy % (1 << 32)), **env}  # fmt: skip
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=full, cwd=self.root, timeout=600)  # fmt: skip
+
+    def launch(self, **env: str) -> dict:
+        done = self.run(**env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> _Project:
+    return _Project(tmp_path)
+
+
+def test_a_new_process_launches_a_cached_kernel_without_the_frontend(project) -> None:
+    first = project.launch()
+    assert first == {"right": True, "translated": 2, "llvm": True}  # the kernel and shift
+    again = project.launch(FORBID="1")  # translating or lowering would raise
+    assert again["right"] and again["translated"] == 0
+    if shutil.which("cc") or shutil.which("gcc"):  # kept as a shared library: no LLVM at all
+        assert not again["llvm"]
+
+
+def test_a_changed_kernel_helper_or_global_is_compiled_again(project) -> None:
+    assert project.launch()["translated"] == 2
+    project.edit("kernels.py", "* SCALE), [start])", "* SCALE * 2.0), [start])")
+    found = project.launch(SCALE="1.5")  # kernel source and global changed
+    assert found == {"right": False, "translated": 2, "llvm": True}  # (scaled twice)
+    project.edit("kernels.py", "* SCALE * 2.0), [start])", "* SCALE), [start])")
+    assert project.launch(SCALE="1.5") == {"right": True, "translated": 2, "llvm": True}
+    project.edit("helpers.py", "v + 1.0", "v + 1.0 + 0.0 * v")  # same values, new source
+    assert project.launch(SCALE="1.5")["translated"] == 2
+    project.edit("helpers.py", "v + 1.0 + 0.0 * v", "v + 2.0")
+    assert project.launch(SCALE="1.5")["right"] is False  # the helper's new body runs
+    project.edit("helpers.py", "v + 2.0", "v + 1.0")
+    for scale in ("1.5", "-3.0", "1.5"):  # both values' programs are kept
+        assert project.launch(SCALE=scale)["right"]
+    assert project.launch(SCALE="-3.0", FORBID="1")["right"]
+    assert project.launch(SCALE="1.5", FORBID="1")["right"]
+
+
+def test_corrupt_and_stale_entries_are_compiled_again(project) -> None:
+    assert project.launch()["translated"] == 2
+    entries = [p for p in project.cache.rglob("*") if p.is_file() and len(p.name) == 64]
+    libraries = list((project.cache / "libraries").glob("*.so"))
+    for path in entries:  # flipped bits: every entry fails its digest
+        blob = bytearray(path.read_bytes())
+        blob[-1] ^= 0xFF
+        path.write_bytes(bytes(blob))
+    assert project.launch() == {"right": True, "translated": 2, "llvm": True}
+    for path in libraries:  # a damaged library file is replaced from the entry
+        path.write_bytes(b"\x7fELF not a library")
+    assert project.launch(FORBID="1")["right"]
+    # Entries that pass their digest but belong to another program or variant: every program
+    # cache entry (the two variants' builds, their list) swapped for another's. Reading one
+    # must never run the wrong program.
+    cache = DiskCache(project.cache)
+    assert project.launch(SCALE="3.0")["translated"] == 2
+    keys = sorted(p.name for p in project.cache.rglob("*") if len(p.name) == 64)
+    ours = [k for k in keys if b"tilevm program" in cache.get(k) or cache.get(k)[:1] == b"["]
+    assert len(ours) == 3
+    payloads = [cache.get(k) for k in ours]
+    for key, payload in zip(ours, payloads[1:] + payloads[:1]):
+        cache.put(key, payload)
+    for scale in ("2.0", "3.0"):
+        assert project.launch(SCALE=scale) == {"right": True, "translated": 2, "llvm": True}
+
+
+def test_a_kernel_that_fails_to_compile_fails_the_same_way_in_every_process(project) -> None:
+    code = """
+import numpy as np
+import tilevm as tv
+import kernels
+for _ in range(2):
+    try:
+        kernels.broken[1,](np.ones(32, np.float32), np.ones(32, np.float32))
+    except tv.CompileError as err:
+        print(type(err).__name__, err.code, err.location.line, err.location.source_line.strip())
+"""
+    runs = [project.run(code) for _ in range(2)]
+    lines = [line for run in runs for line in run.stdout.splitlines()]
+    assert len(lines) == 4 and len(set(lines)) == 1, [r.stderr for r in runs]
+    line = next(i for i, text in enumerate(_KERNELS.split("\n"), 1) if "not_defined" in text)
+    assert lines[0].startswith(f"CompileError undefined-name {line} tv.store(out,")
+    assert not [p for p in project.cache.rglob("*") if len(p.name) == 64]  # nothing kept
+
+
+def test_emit_only_renders(project) -> None:
+    code = """
+import numpy as np
+import kernels
+x = np.ones(256, np.float32)
+assert "scaled" in kernels.scaled.emit("cpu", x, x, BLOCK=256)
+assert "scaled" in kernels.scaled.emit("cuda:sm_90a", x, x, BLOCK=256)
+"""
+    done = project.run(code)
+    assert done.returncode == 0, done.stderr
+    assert not project.cache.exists() or not [p for p in project.cache.rglob("*") if p.is_file()]
+
+
+def test_a_sycl_kernel_is_loaded_from_the_cache_in_a_new_process(project) -> None:
+    from tilevm.runtime import registry
+
+    if registry.backend_for("sycl").unavailable() is not None:
+        pytest.skip("no SYCL runtime")
+    device = "sycl:opencl:cpu"
+    assert project.launch(DEVICE=device) == {"right": True, "translated": 2, "llvm": False}
+    assert project.launch(DEVICE=device, FORBID="1")["right"]
+
+
+def test_gpu_programs_are_kept_and_restored(tmp_path, monkeypatch) -> None:
+    """A CUDA build (NVRTC runs here, no GPU needed) restores with its cubin and launch facts,
+    and only under the same values and target."""
+    from tests.tilevm.test_globals import _global_scale
+    from tilevm.runtime import programs, registry
+
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    backend = registry.backend_for("cuda")
+    try:
+        backend.toolchain(backend.target("cuda:sm_90a"), "cuda:sm_90a")
+    except Exception as exc:  # noqa: BLE001 - whatever stops NVRTC here
+        pytest.skip(f"no NVRTC: {exc}")
+    x = np.ones(256, np.float32)
+    built = _global_scale.compile("cuda:sm_90a", x, x)
+    specs, _, _ = _global_scale.specialize((x, x), {})
+    for arch, found in (("sm_90a", True), ("sm_80", False)):
+        caps = backend.target(f"cuda:{arch}")
+        ready = programs.load(_global_scale.fn, backend, caps, specs, 4, f"cuda:{arch}")
+        assert (ready is not None) == found
+    caps = backend.target("cuda:sm_90a")
+    ready = programs.load(_global_scale.fn, backend, caps, specs, 4, "cuda:sm_90a")
+    assert ready.restored and ready.built.binary == built.binary
+    assert ready.built.thread.params == built.thread.params
+    assert (ready.built.num_threads, ready.built.shared_bytes) == (128, built.shared_bytes)
+    assert ready.writes == {"out"}
+    monkeypatch.setattr("tests.tilevm.test_globals.SCALE", 5.0)
+    assert programs.load(_global_scale.fn, backend, caps, specs, 4, "cuda:sm_90a") is None

@@ -83,11 +83,12 @@ def load(
         guards = _recheck(fn, specs, reads)
         if guards is None:
             continue
-        data = cache.get(_build_key(key, reads))
+        build = _build_key(key, reads)
+        data = cache.get(build)
         if data is None:
             continue
         try:
-            return _restore(data, key, backend, caps, specs, warps, spec, guards)
+            return _restore(data, build, backend, caps, specs, warps, spec, guards)
         except Exception:  # a stale or foreign entry: compile instead (and replace it)
             continue
     return None
@@ -117,17 +118,17 @@ def store(
     if exported is None:
         return
     facts, binary = exported
-    thread = ready.built.thread
+    build = _build_key(key, recorded)
     header = {
         "format": FORMAT,
-        "program": key,
+        "build": build,  # an entry found under another key is never used
         "name": ready.built.name,
-        "thread": _signature(thread),
+        "thread": _signature(ready.built.thread),
         "writes": sorted(ready.writes),
         "facts": facts,
     }
     cache = DiskCache()
-    cache.put(_build_key(key, recorded), _pack(header, binary))
+    cache.put(build, _pack(header, binary))
     variants = [v for v in _variants(cache.get(key)) if v != recorded]
     cache.put(key, json.dumps([recorded, *variants][:MAX_VARIANTS]).encode())
 
@@ -250,7 +251,7 @@ def _pack(header: dict[str, Any], binary: bytes) -> bytes:
 
 def _restore(
     data: bytes,
-    key: str,
+    build: str,
     backend: Backend,
     caps: Target,
     specs: Sequence[Any],
@@ -261,7 +262,7 @@ def _restore(
     (length,) = _LENGTH.unpack_from(data)
     header = json.loads(data[_LENGTH.size : _LENGTH.size + length])
     binary = data[_LENGTH.size + length :]
-    if header["format"] != FORMAT or header["program"] != key:
+    if header["format"] != FORMAT or header["build"] != build:
         raise ValueError("an entry of another program")
     thread = _thread(header["thread"])
     writes = frozenset(header["writes"])
