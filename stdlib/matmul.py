@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.errors import entry_point
 from tilevm.stdlib.host import empty_like, to_host
 
 
@@ -194,6 +195,7 @@ gemm_tuned = tv.autotune(
 SUPPORTED = ("float16", "bfloat16")
 
 
+@entry_point
 def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None, **launch) -> Any:
     """``a @ b`` for 2-D f16/bf16 arrays (torch tensors on a GPU, or numpy arrays), f32
     accumulation, the result in ``out`` (default: a new array of ``a``'s dtype).

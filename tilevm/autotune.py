@@ -34,7 +34,7 @@ from tilevm.autotune_config import (
     describe,
     dtype_name,
 )
-from tilevm.errors import LaunchError, LaunchTypeError, TilevmError
+from tilevm.errors import LaunchError, LaunchTypeError, TilevmError, entry_point
 from tilevm.kernel import Kernel, Launcher
 from tilevm.language import Tensor
 from tilevm.runtime import autotune_store, registry
@@ -107,6 +107,7 @@ class Autotuner:
     def __repr__(self) -> str:
         return f"<tilevm autotuned kernel {self.__name__}, {len(self.configs)} configs>"
 
+    @entry_point
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         self.kernel(*args, **kwargs)  # raises: a launch needs a grid
 
@@ -114,6 +115,7 @@ class Autotuner:
         return TunedLauncher(self, grid)
 
     # ----- inspection -------------------------------------------------------------------------
+    @entry_point
     def best_config(
         self, *args: Any, grid: Grid = None, device: str | None = None, **kwargs: Any
     ) -> Config:
@@ -138,6 +140,7 @@ class Autotuner:
         """The file that keeps this kernel's results for ``device``."""
         return self._identity(_device(device)).path()
 
+    @entry_point
     def ir(self, *args: Any, **kwargs: Any) -> str:
         """The VM IR with the config a launch with these arguments would use if it is known,
         else the heuristic's."""
@@ -145,11 +148,13 @@ class Autotuner:
         config = self._static_config(args, kwargs, where)
         return self.kernel.ir(*args, warps=config.warps, **kwargs, **config.constexprs)
 
+    @entry_point
     def compile(self, target: str, *args: Any, **kwargs: Any) -> Any:
         """``Kernel.compile`` with the config ``ir`` would use."""
         config = self._static_config(args, kwargs, _runs_here(target))
         return self.kernel.compile(target, *args, warps=config.warps, **kwargs, **config.constexprs)
 
+    @entry_point
     def emit(self, target: str, *args: Any, **kwargs: Any) -> str:
         """The generated source with the config ``ir`` would use; needs no toolchain."""
         config = self._static_config(args, kwargs, _runs_here(target))
@@ -383,12 +388,14 @@ class TunedLauncher:
         self.tuner = tuner
         self.grid = grid
 
+    @entry_point
     def __call__(self, *args: Any, device: str | None = None, **kwargs: Any) -> None:
         tuner = self.tuner
         bound = tuner._bind(args, kwargs)
         config = tuner._choose(self.grid, args, kwargs, bound, device)
         tuner._launch(config, self.grid, args, kwargs, bound, device)
 
+    @entry_point
     def best_config(self, *args: Any, device: str | None = None, **kwargs: Any) -> Config:
         """The config a launch with these arguments uses (tuning first if needed)."""
         return self.tuner.best_config(*args, grid=self.grid, device=device, **kwargs)

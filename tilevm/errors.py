@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from tilevm.dtypes.errors import TilevmError, TilevmTypeError, TilevmValueError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CompileError(TilevmError, RuntimeError):
@@ -63,6 +70,30 @@ class DeviceError(TilevmValueError):
     code = "device"
 
 
+def full_tracebacks() -> bool:
+    """``TILEVM_FULL_TRACEBACK=1``: errors keep the frames of tilevm's own code (for people
+    working on the compiler)."""
+    return os.environ.get("TILEVM_FULL_TRACEBACK", "") not in ("", "0")
+
+
+def entry_point(fn: F) -> F:
+    """Marks a public API function: a TilevmError raised anywhere below it leaves with a
+    traceback that starts here, so a user sees their own call and the error's message (the
+    kernel's file:line:col and caret), not the compiler's frames. The error's ``__cause__``
+    (an underlying exception) is kept."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TilevmError as exc:
+            if full_tracebacks():
+                raise
+            raise exc.with_traceback(None)  # noqa: B904 - the same error, its frames dropped
+
+    return call  # type: ignore[return-value]
+
+
 __all__ = [
     "CompileError",
     "DeviceError",
@@ -72,4 +103,5 @@ __all__ = [
     "ShapeError",
     "TilevmError",
     "UnsupportedSyntaxError",
+    "entry_point",
 ]

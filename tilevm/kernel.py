@@ -15,7 +15,15 @@ import numpy as np
 
 from tilevm import language as lang
 from tilevm.dtypes import DataType, DtypeError
-from tilevm.errors import CompileError, DeviceError, LaunchError, LaunchTypeError
+from tilevm.errors import (
+    CompileError,
+    DeviceError,
+    LaunchError,
+    LaunchTypeError,
+    TilevmError,
+    entry_point,
+    full_tracebacks,
+)
 from tilevm.frontend.builder import Builder, python_dtype
 from tilevm.frontend.expressions import Func
 from tilevm.frontend.scope import Guard, Reads, Scope, guards_hold
@@ -199,6 +207,7 @@ class Kernel:
         _remember(self._cache, key, translation)
         return translation
 
+    @entry_point
     def ir(self, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The VM IR of the specialization these arguments select, as text."""
         specs, _, _ = self.specialize(args, kwargs)
@@ -206,6 +215,7 @@ class Kernel:
             self.compile_ir(specs, _check_warps(self.default_warps if warps is None else warps))
         )
 
+    @entry_point
     def compile(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> Any:
         """Build the specialization these arguments select for ``target``: a device ("cuda"
         for this machine's GPU, "cpu", or "cpu:amd" and the like for a GPU target emulated on
@@ -218,6 +228,7 @@ class Kernel:
         specs, _, _ = self.specialize(args, kwargs)
         return self._build(backend, caps, specs, warps, target)
 
+    @entry_point
     def lower(
         self, target: Target | str, *args: Any, warps: int | None = None, **kwargs: Any
     ) -> Lowered:
@@ -230,6 +241,7 @@ class Kernel:
         ir = self.compile_ir(specs, warps, target.warp_size)
         return lower_kernel(ir, target, facts_of(specs))
 
+    @entry_point
     def emit(self, target: str, *args: Any, warps: int | None = None, **kwargs: Any) -> str:
         """The generated source for ``target`` (see ``compile``); needs no vendor toolchain."""
         backend = _code_generator(target)
@@ -315,6 +327,17 @@ class Launcher:
         entry = fast.find(probe[0], bound) if probe is not None else None
         if entry is not None and self.grid_size and fast.launch(entry, bound, probe[1], self.grid):
             return
+        try:
+            self._full_launch(args, kwargs, warps, device, bound, probe)
+        except TilevmError as exc:  # the user's call and the message, not the compiler's frames
+            if full_tracebacks():
+                raise
+            raise exc.with_traceback(None)  # noqa: B904
+
+    def _full_launch(self, args, kwargs, warps: int, device: str | None, bound, probe) -> None:
+        """Everything the repeat path skips: resolve, specialize, compile (or find the cached
+        program), check, launch, and record a repeat-path entry."""
+        fast = self.kernel._fast
         backend, device = registry.resolve(device, [*args, *kwargs.values()])
         specs, values, tensors = self.kernel.specialize(args, kwargs, backend, device)
         ready: Ready | None = None

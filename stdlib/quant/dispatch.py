@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.errors import entry_point
 from tilevm.stdlib.host import empty_like, to_host
 from tilevm.stdlib.quant.decode import decode_kernel
 from tilevm.stdlib.quant.format import QuantizedWeight, dequantized_values
@@ -46,6 +47,7 @@ prefill_tuned = tv.autotune(
 )(prefill_kernel)
 
 
+@entry_point
 def linear(x: Any, qw: QuantizedWeight, bias: Any = None, *, out: Any = None, **launch) -> Any:
     """``x @ dequantize(qw).T (+ bias)`` for ``x[..., K]`` of f16 or bf16 (numpy arrays or
     torch tensors), the result ``[..., N]`` in ``x``'s dtype (or written into ``out``). Up to

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.errors import entry_point
 from tilevm.stdlib.host import to_host
 from tilevm.stdlib.quant.layouts import LANES, ROWS, Unit, field_sources, word_positions
 
@@ -138,6 +139,7 @@ class QuantizedWeight:
 # ----- quantize -------------------------------------------------------------------------------
 
 
+@entry_point
 def quantize(
     w: Any,
     dtype: Any,
@@ -202,6 +204,7 @@ def _round(groups: np.ndarray, dt: tv.DataType, zero_point: bool, sdt: tv.DataTy
 # ----- dequantize -----------------------------------------------------------------------------
 
 
+@entry_point
 def dequantize(qw: QuantizedWeight, dtype: Any = np.float32) -> Any:
     """The weights ``(q - z) * s`` as ``[N, K]`` of ``dtype`` (numpy dtype or torch dtype:
     float32 by default), on the device of ``qw``'s arrays."""

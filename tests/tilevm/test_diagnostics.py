@@ -163,3 +163,57 @@ def test_bad_kernels_that_raised_internal_errors(kernel, args, code, text, devic
         kernel[1,](*arrays, device=device)
     assert info.value.code == code and info.value.location is not None
     assert isinstance(info.value, (TypeError, ValueError, RecursionError))
+
+
+TRACEBACK_SCRIPT = """\
+import os, sys
+import numpy as np
+import tilevm as tv
+from tilevm.stdlib import matmul as mm
+
+
+@tv.kernel
+def bad(x: tv.Tensor, out: tv.Tensor, N: tv.constexpr):
+    v = tv.load(x, [0], [N])
+    tv.store(out, v + tv.nonexistent(v), [0])
+
+
+x = np.ones(32, np.float32)
+how = sys.argv[1]
+if how == "launch":
+    bad[1,](x, x.copy(), N=32, device="cpu")
+elif how == "emit":
+    bad.emit("cuda:sm_90a", x, x, N=32)
+else:  # a stdlib entry point: operands of the wrong dtype
+    mm.matmul(np.ones((4, 4), np.int8), np.ones((4, 4), np.int8), device="cpu")
+"""
+
+
+@pytest.mark.parametrize("how", ["launch", "emit", "stdlib"])
+def test_errors_show_the_users_frame_not_the_compilers(how: str, tmp_path) -> None:
+    # a compile error printed 7-12 frames of tilevm's own code before its message
+    import os
+    import re
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    script.write_text(TRACEBACK_SCRIPT)
+
+    def run(**env: str) -> str:
+        result = subprocess.run(
+            [sys.executable, str(script), how], capture_output=True, text=True,
+            env={**os.environ, **env}, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        return result.stderr
+
+    text = run(TILEVM_FULL_TRACEBACK="0")
+    frames = re.findall(r'^  File "([^"]+)"', text, re.M)
+    assert frames[0] == str(script), text
+    assert len(frames) <= 2, text  # the user's line, and the entry point that re-raised
+    assert "tilevm" in text.splitlines()[-1] or "error[" in text, text
+    if how != "stdlib":
+        assert "user_script.py:10:" in text and "^" in text  # the kernel's line and caret
+    full = re.findall(r'^  File "', run(TILEVM_FULL_TRACEBACK="1"), re.M)
+    assert len(full) > len(frames)  # compiler developers can keep every frame
