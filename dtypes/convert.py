@@ -17,8 +17,9 @@ error        raise ``DtypeError`` naming the first value out of range.
 NaN becomes the type's NaN (keeping the sign where the type has signed NaNs). A type without NaN
 encodes NaN as +0 (ml_dtypes writes a signed zero there); integers encode NaN as 0. Unsigned
 floats encode negative values as NaN; the zero-less ``f8e8m0fnu`` encodes 0 as NaN and every
-positive value below its smallest as that smallest value. Integer inputs are converted to float64
-before encoding to a float type. Work is done in chunks of vectorized numpy code.
+positive value below its smallest as that smallest value. Integer inputs are rounded once, as
+the float inputs are: float64 holds them exactly up to 2**53, and beyond that they keep a sticky
+bit (see ``_integers_as_float64``). Work is done in chunks of vectorized numpy code.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def encode(dt: DataType, values: object, overflow: str = "default") -> np.ndarra
     x = _as_numeric_array(values, dt)
     if dt.is_integer:
         return _chunked(x, dt.storage, lambda c: _encode_int(dt, c, overflow))
+    if x.dtype.kind in "iu":
+        x = _integers_as_float64(x, dt)
     if dt.is_wide_float:
         return _encode_wide_float(dt, x, overflow)
     x = x.astype(np.float64, copy=False)
@@ -139,6 +142,25 @@ def _as_numeric_array(values: object, dt: DataType) -> np.ndarray:
         found=str(x.dtype),
         code="dtype-encode-input",
     )
+
+
+def _integers_as_float64(x: np.ndarray, dt: DataType) -> np.ndarray:
+    """Integers as float64 values whose rounding to ``dt`` is the integers' own. f64 takes them
+    rounded to nearest. For narrower types, an integer past 2**53 keeps its bits from 2**11 up
+    and turns bit 11 on where any lower bit was on (rounded to odd at 2**11): float64 holds that
+    exactly, and it lies on the same side of every point of a 2**12 grid as the integer, so of
+    every tie of a type of up to 41 bits of precision there (converting through a rounded float64
+    would round twice: 2**60 + 2**36 + 1 to f32 gave 2**60, not 2**60 + 2**37)."""
+    if dt.mantissa >= 52 or x.dtype.itemsize < 8:
+        return x.astype(np.float64)
+    negative = x < 0
+    bits = x.astype(np.uint64)
+    magnitude = np.where(negative, np.uint64(0) - bits, bits)  # |int64 min| is 2**63: fine
+    low = np.uint64(0x7FF)
+    odd = (magnitude & ~low) | np.where(magnitude & low, np.uint64(0x800), np.uint64(0))
+    wide = magnitude >= np.uint64(1 << 53)
+    values = np.where(wide, odd, magnitude).astype(np.float64)
+    return np.where(negative, -values, values)
 
 
 def _chunked(x: np.ndarray, out_dtype: np.dtype, fn) -> np.ndarray:

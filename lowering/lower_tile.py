@@ -16,6 +16,7 @@ from tilevm.ir.nodes import Instr, Literal, Operand
 from tilevm.ir.types import TileType
 from tilevm.layouts import RegisterLayout
 from tilevm.lowering import thread_ir as t
+from tilevm.lowering.conversions import convert_value
 from tilevm.lowering.exprs import broadcast_project, compute_type, const, coords, slot_map
 from tilevm.lowering.lower import Lowerer, lowers
 from tilevm.lowering.lower_cast import lower_packed_cast
@@ -122,17 +123,6 @@ def _where(lw: Lowerer, ins: Instr) -> None:
         )
 
     elementwise(lw, ins, compute)
-
-
-def convert_value(value: t.Expr, src: DataType, dst: DataType) -> t.Expr:
-    """``x.to(dst)`` on a compute value of ``src``: floats to ints truncate and saturate (NaN
-    becomes 0); everything else converts (and is rounded or wrapped by the final encode)."""
-    ct = compute_type(dst)
-    if src.is_float and dst.is_integer:
-        return t.Call("f2i", (value,), dst)
-    if compute_type(src) == ct:
-        return value
-    return t.Convert(value, ct)
 
 
 @lowers("cast")

@@ -570,6 +570,9 @@ class _Codegen:
             return Value(b.call(self.helpers.get(fn, c), [x, y, nbits]), c)
         if fn == "f2i":
             return self.float_to_int(e)
+        if fn == "to_f32_odd":  # one helper per argument type: double, i64, u64
+            x = self.expr(e.args[0])
+            return Value(b.call(self.helpers.get(fn, x.c), [x.v]), "float")
         if fn == "atomic_add":
             return self.atomic_add(e)
         if fn in ("block_id", "num_blocks"):

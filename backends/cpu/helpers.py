@@ -2,8 +2,9 @@
 
 Each helper is an internal, always-inlined function per C type, defined on first use. Their
 semantics are the VM's: Python's floor division and modulo (x // 0 == 0, x % 0 == x for
-integers), max/min that propagate NaN, shifts by the type's width or more, float -> integer
-conversions that truncate and saturate, bit-packed loads and (atomic) stores.
+integers), max/min that propagate NaN, shifts that read the count as unsigned (a count of the
+width or more shifts every bit out), float -> integer conversions that truncate and saturate,
+conversions to float rounded to odd, bit-packed loads and (atomic) stores.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from tilevm.backends.cpu.c_types import (
+    F32,
     F64,
     I1,
     I8,
@@ -240,29 +242,53 @@ class Helpers:
         return self._shift(key, c, left=False)
 
     def _shift(self, key: str, c: str, left: bool) -> ir.Function:
+        """The count read as unsigned (a negative one is as large as any); a count of the
+        type's width ``nbits`` or more shifts every bit out: 0, or the sign for >> of a signed
+        value (LLVM's shifts give poison there)."""
         ty = LLVM[c]
-        width = ty.width
 
         def body(b: ir.IRBuilder, x: ir.Value, y: ir.Value, nbits: ir.Value) -> None:
             zero = ir.Constant(ty, 0)
             n = b.sext(nbits, ty) if ty.width > 32 else b.trunc(nbits, ty) if ty.width < 32 \
                 else nbits  # fmt: skip
-            if left:  # a count outside [0, bits) gives 0
-                lt = b.icmp_signed if is_signed(c) else b.icmp_unsigned
-                bad = b.or_(lt("<", y, zero), lt(">=", y, n))
-                safe = b.select(bad, zero, y)
-                b.ret(b.select(bad, zero, b.shl(x, safe)))
-                return
-            # right: the count clamps to [0, width - 1] (as the GPU helpers do)
-            top = ir.Constant(ty, width - 1)
-            if is_signed(c):
-                y = b.select(b.icmp_signed("<", y, zero), zero, y)
-                y = b.select(b.icmp_signed(">", y, top), top, y)
-                b.ret(b.ashr(x, y))
+            out = b.icmp_unsigned(">=", y, n)  # a negative count compares as huge
+            safe = b.select(out, zero, y)
+            if left:
+                b.ret(b.select(out, zero, b.shl(x, safe)))
+            elif is_signed(c):
+                sign = b.ashr(x, ir.Constant(ty, ty.width - 1))  # 0 or -1
+                b.ret(b.select(out, sign, b.ashr(x, safe)))
             else:
-                b.ret(b.lshr(x, b.select(b.icmp_unsigned(">", y, top), top, y)))
+                b.ret(b.select(out, zero, b.lshr(x, safe)))
 
         return self._define(key, ty, [ty, ty, I32], body)
+
+    # ----- conversions rounded to odd -----------------------------------------------------------
+    def _to_f32_odd(self, key: str, c: str) -> ir.Function:
+        """A double or a 64-bit integer rounded to odd into float: of the two floats either
+        side, the one whose last mantissa bit is 1 (the value itself when it is a float). A
+        narrower float rounds that to nearest as it would round the value itself."""
+        ty = LLVM[c]
+
+        def body(b: ir.IRBuilder, x: ir.Value) -> None:
+            if c == "double":
+                f = b.fptrunc(x, F32)  # to nearest (even)
+                fabs = intrinsic(self.module, "llvm.fabs", F64, [F64])
+                ax, af = b.call(fabs, [x]), b.call(fabs, [b.fpext(f, F64)])
+                b.ret(_odd_bit(b, f, b.fcmp_ordered(">", af, ax), b.fcmp_ordered("<", af, ax)))
+                return
+            negative = b.icmp_signed("<", x, ir.Constant(ty, 0)) if is_signed(c) else None
+            m = x if negative is None else b.select(negative, b.sub(ir.Constant(ty, 0), x), x)
+            f = b.uitofp(m, F32)  # to nearest (even): at most 2**64, which no u64 reaches
+            sat = intrinsic(self.module, "llvm.fptoui.sat", I64, [F32])
+            back = b.call(sat, [f])
+            above = b.fcmp_ordered(">=", f, ir.Constant(F32, 2.0**64))
+            away = b.or_(above, b.icmp_unsigned(">", back, m))
+            toward = b.and_(b.not_(away), b.icmp_unsigned("<", back, m))
+            r = _odd_bit(b, f, away, toward)
+            b.ret(r if negative is None else b.select(negative, b.fneg(r), r))
+
+        return self._define(key, F32, [ty], body)
 
     # ----- atomic adds of 16-bit floats ---------------------------------------------------------
     def _atomic_add(self, key: str, c: str) -> ir.Function:
@@ -346,3 +372,13 @@ class Helpers:
             b.ret_void()
 
         return self._define(key, ir.VoidType(), [PTR, I64, I32, I32], body)
+
+
+def _odd_bit(b: ir.IRBuilder, f: ir.Value, away: ir.Value, toward: ir.Value) -> ir.Value:
+    """``f``, rounded to nearest from a value it missed ``away`` from zero or ``toward`` it, as
+    the value rounded to odd: an even inexact result steps one pattern towards the value."""
+    u = b.bitcast(f, I32)
+    odd = b.trunc(u, I1)
+    keep = b.or_(odd, b.not_(b.or_(away, toward)))
+    stepped = b.select(away, b.sub(u, ir.Constant(I32, 1)), b.add(u, ir.Constant(I32, 1)))
+    return b.bitcast(b.select(keep, u, stepped), F32)

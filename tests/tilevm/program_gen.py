@@ -106,23 +106,6 @@ CAST_TYPES = [
 ]
 
 
-def known_mismatch(src: DataType, dst: DataType) -> str | None:
-    """Conversions on which the executors are known to disagree (``test_differential.py`` keeps
-    each as a strict xfail); the generators steer around them so that the rest stays checked."""
-    if src.is_float and dst.is_float:
-        if src.mantissa > 23 and dst.mantissa < 23:
-            return "cpu-f64-to-narrow-float-through-f32"
-        return None
-    if not (src.is_integer and dst.is_float):
-        return None
-    magnitude = src.bits - (1 if src.is_signed else 0)  # bits of the largest magnitude
-    if magnitude > 24 and dst.mantissa < 23 and float(dst.max) > 2.0**24:
-        return "cpu-int-to-float-through-f32"
-    if magnitude > 53 and dst.mantissa < 52:
-        return "interp-int-to-float-through-f64"
-    return None
-
-
 def native(dt: DataType):
     """The numpy (or ml_dtypes) type holding ``dt`` one element per item, or None (bit-packed)."""
     twin = tv.dtypes.to_numpy(dt)
@@ -413,8 +396,6 @@ class _Chain:
             return constant(r, dt), "scalar", 0.0, 0.0
         if v.dt == dt:
             return v.name, v.shape, v.rel, v.abs
-        if known_mismatch(v.dt, dt):
-            return constant(r, dt), "scalar", 0.0, 0.0
         if not v.exact:  # an inexact value converted to another float
             return f"{v.name}.to(tv.{dt})", v.shape, v.rel + 2 * dt.eps, v.abs + tiny(dt)
         spelled = f"{v.name}.to(tv.{dt})" if r.random() < 0.7 else f"tv.cast({v.name}, tv.{dt})"
@@ -456,16 +437,16 @@ class _Chain:
                 max(a.abs, ab),
             )
         elif op in ("shl", "shr"):
-            # counts from 0 to twice the width: over-wide shifts included, negative ones not (nor
-            # over-wide right shifts of u32/u64, a known mismatch: see test_differential.py)
+            # counts from 0 to twice the width (over-wide shifts included), the type's extremes
+            # and -1, or any value of the type (negative counts included)
             limit = min(2 * dt.bits - 1, int(dt.max))
-            if op == "shr" and not dt.is_signed and dt.bits in (32, 64):
-                limit = dt.bits - 1
             if r.random() < 0.4:
-                count, shape = literal(r.randint(0, limit)), "scalar"
+                extremes = [int(dt.min), int(dt.max)] + ([-1] if dt.is_signed else [])
+                count = r.choice([r.randint(0, limit)] * 3 + extremes)
+                count, shape = literal(count), "scalar"
             else:
                 b, shape, _, _ = self.operand(dt, exact=True)
-                count = f"({b} & {limit})"
+                count = f"({b} & {limit})" if r.random() < 0.6 else b
             sym = "<<" if op == "shl" else ">>"
             self.new(f"{a.name} {sym} {count}", dt, _broadcast(a.shape, shape))
         elif op == "pow":
@@ -492,13 +473,7 @@ class _Chain:
                 max(a.abs, ab),
             )
         elif op == "cast":
-            target = r.choice(
-                [
-                    t
-                    for t in self.palette
-                    if t != dt and (a.exact or t.is_float) and not known_mismatch(dt, t)
-                ]
-            )
+            target = r.choice([t for t in self.palette if t != dt and (a.exact or t.is_float)])
             if a.exact:
                 self.new(f"{a.name}.to(tv.{target})", target, a.shape)
             else:
@@ -814,12 +789,11 @@ def cast(
     name: str,
     pair: tuple[DataType, DataType] | None = None,
 ) -> Program:
-    """``pair`` forces the conversion (known mismatches included); otherwise a random one away
-    from them."""
+    """``pair`` forces the conversion; otherwise a random one."""
     if pair is None:
         src = r.choice(CAST_TYPES)
-        dst = r.choice([t for t in CAST_TYPES if t != src and not known_mismatch(src, t)])
-        chained = [t for t in CAST_TYPES if t != dst and not known_mismatch(dst, t)]
+        dst = r.choice([t for t in CAST_TYPES if t != src])
+        chained = [t for t in CAST_TYPES if t != dst]
         third = r.choice(chained) if r.random() < 0.4 else None
     else:
         (src, dst), third = pair, None

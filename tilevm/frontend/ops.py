@@ -11,7 +11,7 @@ import numpy as np
 
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
-from tilevm.errors import KernelTypeError
+from tilevm.errors import KernelTypeError, KernelValueError
 from tilevm.frontend.builder import (
     ARITH,
     BITWISE,
@@ -59,6 +59,8 @@ def is_runtime(*values: Any) -> bool:
 
 def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
     if not is_runtime(lhs, rhs):
+        if op in ("lshift", "rshift") and isinstance(rhs, (int, np.integer)) and rhs < 0:
+            raise _negative_shift(b, op, lhs, rhs)
         return _PY_BINARY[op](lhs, rhs)
     dtype, args = b.unify(lhs, rhs, what=f"'{op}'")
     if op == "div" and not dtype.is_float:
@@ -75,6 +77,22 @@ def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
     op_kind = "compare" if op in COMPARE else "binary"
     assert op in ARITH | BITWISE | COMPARE, op
     return b.instr(op_kind, b.result_type(out_dtype, shape), args, name=op, op=op)
+
+
+def _negative_shift(b: Builder, op: str, lhs: Any, rhs: Any) -> KernelValueError:
+    """Compile-time shifts are Python's, on ints without a width to shift out of: a negative
+    count has no meaning there (a run-time count reads as unsigned, see the language's
+    semantics)."""
+    sym = "<<" if op == "lshift" else ">>"
+    return KernelValueError(
+        f"a compile-time shift by a negative count: {lhs!r} {sym} {rhs!r}",
+        expected="a count >= 0 (Python's ints have no width to shift out of)",
+        found=f"count {rhs!r}",
+        hint="make the count non-negative; a run-time value of a fixed-width type shifts by any "
+        "count (a negative one, or one of its width or more, shifts every bit out)",
+        location=b.loc,
+        code="shift-count",
+    )
 
 
 def unary(b: Builder, op: str, x: Any) -> Any:

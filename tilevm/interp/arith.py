@@ -51,11 +51,21 @@ def binary(op: str, a: np.ndarray, b: np.ndarray, dtype: DataType) -> np.ndarray
             return a | b
         if op == "xor":
             return a ^ b
-        if op == "lshift":
-            return np.where(b >= dtype.bits, 0, a << np.clip(b, 0, 63))
-        if op == "rshift":  # arithmetic for signed types, logical for unsigned
-            return a >> np.clip(b, 0, 63)
+        if op in ("lshift", "rshift"):
+            return _shift(op, a, b, dtype.bits)
     raise AssertionError(op)
+
+
+def _shift(op: str, a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """``a << b`` or ``a >> b`` (arithmetic for signed types, logical for unsigned) with the
+    count read as unsigned, a negative one as large as any: a count of the width or more shifts
+    every bit out, as that many one-bit shifts would (0, or the sign for >> of a signed value)."""
+    out = (b < 0) | (b >= bits)
+    count = np.where(out, 0, b)
+    if op == "lshift":
+        return np.where(out, 0, a << count)
+    sign = np.zeros_like(a) if a.dtype == np.uint64 else a >> 63  # values below 2**63: 0 or -1
+    return np.where(out, sign, a >> count)
 
 
 def _int_floordiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -134,12 +134,42 @@ template <typename T> TV_INLINE T tv_pow(T a, T b) {
     return r;
 }
 
-// Shifts: a count of the type's width or more gives 0 (left) or the sign (right).
+// Shifts read the count as unsigned, so a negative count is as large as any. A count of the
+// type's width or more shifts every bit out, as that many one-bit shifts would: 0, or the sign
+// for >> of a signed value (C leaves both undefined).
 template <typename T> TV_INLINE T tv_shl(T a, T b, int bits) {
-    return (b < 0 || b >= bits) ? (T)0 : (T)((unsigned long long)a << b);
+    bool out = (unsigned long long)b >= (unsigned long long)bits;
+    return out ? (T)0 : (T)((unsigned long long)a << b);
 }
 template <typename T> TV_INLINE T tv_shr(T a, T b, int bits) {
-    return a >> (b < 0 ? 0 : (b > (T)(sizeof(T) * 8 - 1) ? (T)(sizeof(T) * 8 - 1) : b));
+    T sign = 0;
+    if constexpr ((T)-1 < (T)0) sign = a < 0 ? (T)-1 : (T)0;
+    return (unsigned long long)b >= (unsigned long long)bits ? sign : (T)(a >> b);
+}
+
+// x rounded to odd: of the two floats either side of x, the one whose last mantissa bit is 1
+// (x itself when it is a float). Rounded once more to a type of at least two mantissa bits
+// fewer, it gives what rounding x once gives: the odd bit stands for every bit the first
+// rounding dropped, so it can neither make a tie nor hide one. Casts of f64 and of wide integers
+// to floats narrower than f32 go through it; rounding through a plain f32 would round twice.
+TV_INLINE float tv_odd_bit(float f, bool away, bool toward) {
+    uint32_t u = TV_FLOAT_TO_BITS(f);
+    // an even inexact result steps one pattern towards x: onto the odd neighbour
+    return TV_BITS_TO_FLOAT(((u & 1u) || !(away || toward)) ? u : away ? u - 1u : u + 1u);
+}
+TV_INLINE float tv_to_f32_odd(double x) {
+    float f = (float)x;  // to nearest (even)
+    double ax = fabs(x), af = fabs((double)f);
+    return tv_odd_bit(f, af > ax, af < ax);  // NaN compares false: kept
+}
+TV_INLINE float tv_to_f32_odd(uint64_t x) {
+    float f = (float)x;  // to nearest (even): at most 2**64, which no uint64_t reaches
+    bool away = f >= 18446744073709551616.0f || (uint64_t)f > x;
+    return tv_odd_bit(f, away, !away && (uint64_t)f < x);
+}
+TV_INLINE float tv_to_f32_odd(int64_t x) {
+    float m = tv_to_f32_odd(x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x);
+    return x < 0 ? -m : m;
 }
 
 // float -> integer of B bits: truncate, saturate, NaN -> 0.
