@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -105,3 +106,53 @@ def test_repeat_launches_run_on_the_current_stream(rng: np.random.Generator) -> 
     assert torch.isnan(snapshot).all(), "the repeat launch did not go to the current stream"
     side.synchronize()
     torch.testing.assert_close(out, 2 * x + y)
+
+
+class _DeviceTensor:
+    """Stands in for a torch tensor on a GPU: what the probes read."""
+
+    def __init__(self, shape, strides, ptr, device=0, dtype="float32"):
+        self.shape, self._strides, self._ptr = torch.Size(shape), tuple(strides), ptr
+        self._device, self.dtype, self.is_cuda = device, dtype, True
+
+    def get_device(self):
+        return self._device
+
+    def data_ptr(self):
+        return self._ptr
+
+    def stride(self):
+        return self._strides
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_generated_probe_makes_the_general_probes_key(monkeypatch, seed: int) -> None:
+    import random
+    import types
+
+    from tilevm.runtime.fast_launch import FastPath
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(Tensor=_DeviceTensor))
+    r = random.Random(seed)
+    kinds = [r.choice(["tensor", "scalar", "constexpr"]) for _ in range(r.randint(1, 6))]
+    values: list = []
+    for kind in kinds:
+        if kind == "tensor":
+            n = r.randint(1, 3)
+            values.append(_DeviceTensor([r.randint(1, 9) for _ in range(n)],
+                                        [r.randint(1, 99) for _ in range(n)],
+                                        r.choice([4096, 4100]), r.randint(0, 1),
+                                        r.choice(["float32", "float16"])))  # fmt: skip
+        elif kind == "scalar":
+            values.append(r.choice([3, 2.5, True]))
+        else:
+            values.append(r.choice([64, "name", (1, 2), None]))
+    fast = FastPath([f"p{i}" for i in range(len(kinds))], kinds, [None] * len(kinds))
+    assert fast.probe(values, 4, "auto") == fast.probe_any(values, 4, "auto") is not None
+    odd = list(values)
+    odd[r.randrange(len(odd))] = np.zeros(3)  # anything else: both answer alike
+    assert fast.probe(odd, 4, "auto") == fast.probe_any(odd, 4, "auto")
+    if "constexpr" in kinds:
+        unhashable = list(values)
+        unhashable[kinds.index("constexpr")] = [1, 2]
+        assert fast.probe(unhashable, 4, "auto") is None
