@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import tilevm as tv
+from tests.devices import run
+from tilevm.backends.cuda import driver
 
-DEVICES = ["interp", "cpu"]
+DEVICES = ["interp", "cpu"] + (["cuda"] if driver.available() else [])
 SCALE = 2.0
 OFFSETS = [1.0, 2.0]
 WEIGHTS = np.arange(4, dtype=np.float32)
@@ -69,7 +71,7 @@ def _closure_kernel():
 
 def _run(kernel, x: np.ndarray, device: str) -> np.ndarray:
     out = np.full_like(x, np.nan)
-    kernel[x.size // 128,](x, out, device=device)
+    run(kernel[x.size // 128,], x, out, device=device)
     return out
 
 
