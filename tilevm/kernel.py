@@ -125,6 +125,11 @@ class Kernel:
             self._source = FunctionSource.of(self.fn)
         return self._source
 
+    @property
+    def read_source(self) -> FunctionSource | None:
+        """The source as read for translating, or None before it is."""
+        return self._source
+
     def __getitem__(self, grid: Any) -> Launcher:
         return Launcher(self, _normalize_grid(grid))
 
@@ -270,7 +275,7 @@ class Kernel:
         built = backend.build(ir, lowered, caps, spec)
         ready = Ready(built, frozenset(written_tensors(ir)), translation.guards)
         _remember(self._binaries, key, ready)
-        programs.store(self.fn, backend, caps, specs, warps, spec, ready, translation.reads)
+        programs.store(self, backend, caps, specs, warps, spec, ready, translation.reads)
         return ready
 
     def _cached(
@@ -281,7 +286,7 @@ class Kernel:
         key = (tuple(specs), warps, backend.name, caps.name)
         found = _holding(self._binaries.get(key, ()))
         if found is None:
-            found = programs.load(self.fn, backend, caps, specs, warps, spec)
+            found = programs.load(self, backend, caps, specs, warps, spec)
             if found is not None:
                 _remember(self._binaries, key, found)
         return found

@@ -238,7 +238,8 @@ import kernels
 rng = np.random.default_rng(int(os.environ["SEED"]))
 x = rng.standard_normal(1000).astype(np.float32)
 out = np.full_like(x, np.nan)
-kernels.scaled[4,](x, out, BLOCK=256, device=os.environ.get("DEVICE", "cpu"))
+block = int(os.environ.get("BLOCK", "256"))
+kernels.scaled[-(-x.size // block),](x, out, BLOCK=block, device=os.environ.get("DEVICE", "cpu"))
 product = x.astype(np.float64) * float(os.environ.get("SCALE", "2.0"))
 error = np.abs(out - (product + 1.0))  # two f32 roundings
 right = bool(np.all(error <= 2 * np.finfo(np.float32).eps * (np.abs(product) + 1.0)))
@@ -311,6 +312,28 @@ def test_a_changed_kernel_helper_or_global_is_compiled_again(project) -> None:
         assert project.launch(SCALE=scale)["right"]
     assert project.launch(SCALE="-3.0", FORBID="1")["right"]
     assert project.launch(SCALE="1.5", FORBID="1")["right"]
+
+
+def test_a_file_edited_under_a_running_process_does_not_mislead_the_next(project) -> None:
+    """A process translates what it read first; what it compiles after its kernel's file was
+    edited is kept under the file as it read it, not as it is now."""
+    code = """
+import numpy as np
+from pathlib import Path
+import kernels
+x = np.ones(512, np.float32)
+out = np.zeros_like(x)
+kernels.scaled[2,](x, out, BLOCK=256)
+path = Path("kernels.py")
+path.write_text(path.read_text().replace("* SCALE), [start])", "* SCALE * 2.0), [start])"))
+kernels.scaled[4,](x, out, BLOCK=128)  # a new specialization, of the source read before
+"""
+    done = project.run(code)
+    assert done.returncode == 0, done.stderr
+    # the edited file's kernel (it scales twice), not the one compiled from the first source
+    assert project.launch(BLOCK="128")["right"] is False
+    project.edit("kernels.py", "* SCALE * 2.0), [start])", "* SCALE), [start])")
+    assert project.launch(BLOCK="128", FORBID="1")["right"]  # the file as that process read it
 
 
 def test_corrupt_and_stale_entries_are_compiled_again(project) -> None:
@@ -395,17 +418,18 @@ def test_gpu_programs_are_kept_and_restored(tmp_path, monkeypatch) -> None:
     except Exception as exc:  # noqa: BLE001 - whatever stops NVRTC here
         pytest.skip(f"no NVRTC: {exc}")
     x = np.ones(256, np.float32)
+    _global_scale._binaries.clear()  # (built by another test) compiled here, so kept on disk
     built = _global_scale.compile("cuda:sm_90a", x, x)
     specs, _, _ = _global_scale.specialize((x, x), {})
     for arch, found in (("sm_90a", True), ("sm_80", False)):
         caps = backend.target(f"cuda:{arch}")
-        ready = programs.load(_global_scale.fn, backend, caps, specs, 4, f"cuda:{arch}")
+        ready = programs.load(_global_scale, backend, caps, specs, 4, f"cuda:{arch}")
         assert (ready is not None) == found
     caps = backend.target("cuda:sm_90a")
-    ready = programs.load(_global_scale.fn, backend, caps, specs, 4, "cuda:sm_90a")
+    ready = programs.load(_global_scale, backend, caps, specs, 4, "cuda:sm_90a")
     assert ready.restored and ready.built.binary == built.binary
     assert ready.built.thread.params == built.thread.params
     assert (ready.built.num_threads, ready.built.shared_bytes) == (128, built.shared_bytes)
     assert ready.writes == {"out"}
     monkeypatch.setattr("tests.tilevm.test_globals.SCALE", 5.0)
-    assert programs.load(_global_scale.fn, backend, caps, specs, 4, "cuda:sm_90a") is None
+    assert programs.load(_global_scale, backend, caps, specs, 4, "cuda:sm_90a") is None

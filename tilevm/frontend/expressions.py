@@ -72,6 +72,11 @@ class Func:
             self._source = FunctionSource.of(self.fn)
         return self._source
 
+    @property
+    def read_source(self) -> FunctionSource | None:
+        """The source as read for translating, or None before it is."""
+        return self._source
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)  # plain Python use of a helper (e.g. on constants)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import os
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,9 @@ class FunctionSource:
     indent: int  # columns removed by dedenting
     lines: tuple[str, ...]  # the file's lines of the function, as written
     tree: ast.FunctionDef
+    # sha256 of the file when the source was read ("" if unreadable): the compile caches key
+    # what was translated, which a file edited since then no longer says
+    digest: str = ""
 
     @classmethod
     def of(cls, fn: Any) -> FunctionSource:
@@ -45,7 +50,8 @@ class FunctionSource:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         )
         # decorators come first in the source lines; the def line is where the body starts
-        return cls(file, first, indent, tuple(lines), tree)
+        digest = file_digest(getattr(getattr(fn, "__code__", None), "co_filename", file))
+        return cls(file, first, indent, tuple(lines), tree, digest)
 
     def loc(self, node: ast.AST | None) -> SourceLocation | None:
         if node is None or not hasattr(node, "lineno"):
@@ -55,3 +61,23 @@ class FunctionSource:
         return SourceLocation(
             self.file, self.first_line + index, node.col_offset + self.indent, text
         )
+
+
+_digests: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a source file ("" if it cannot be read), read again only when its size or
+    modification time changes."""
+    try:
+        stat = os.stat(path)
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        known = _digests.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return ""
+    _digests[path] = (stamp, digest)
+    return digest

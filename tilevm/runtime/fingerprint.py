@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
-import os
 import sys
 import types
 from typing import Any
@@ -24,10 +22,9 @@ import numpy as np
 from tilevm.dtypes import DataType
 from tilevm.frontend.expressions import Func
 from tilevm.frontend.scope import ABSENT
+from tilevm.frontend.source import FunctionSource
+from tilevm.frontend.source import file_digest as source_file_digest
 from tilevm.layouts import RegisterLayout
-
-_file_digests: dict[str, tuple[tuple[int, int], str]] = {}
-_func_texts: dict[Func, str] = {}
 
 
 class Unkeyable(Exception):
@@ -75,13 +72,9 @@ def fingerprint(value: Any) -> str:
 def func_fingerprint(func: Func) -> str:
     """A ``@tv.func``: its source and its defaults (the globals it reads are recorded
     separately, as the kernel's are)."""
-    text = _func_texts.get(func)
-    if text is None:
-        fn = func.fn
-        defaults = fingerprint((fn.__defaults__ or (), sorted((fn.__kwdefaults__ or {}).items())))
-        text = f"func:{source_text(fn)}:{defaults}"
-        _func_texts[func] = text
-    return text
+    fn = func.fn
+    defaults = fingerprint((fn.__defaults__ or (), sorted((fn.__kwdefaults__ or {}).items())))
+    return f"func:{source_text(fn, func.read_source)}:{defaults}"
 
 
 def code_fingerprint(obj: Any) -> str:
@@ -105,30 +98,24 @@ def code_fingerprint(obj: Any) -> str:
 
 
 def file_digest(path: str) -> str:
-    """sha256 of a source file, read again only when its size or modification time changes."""
-    try:
-        stat = os.stat(path)
-        stamp = (stat.st_size, stat.st_mtime_ns)
-        known = _file_digests.get(path)
-        if known is not None and known[0] == stamp:
-            return known[1]
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-    except OSError as exc:
-        raise Unkeyable(f"{path}: {exc}") from None
-    _file_digests[path] = (stamp, digest)
+    digest = source_file_digest(path)
+    if not digest:
+        raise Unkeyable(f"cannot read {path}")
     return digest
 
 
-def source_text(fn: Any) -> str:
-    """A function's source: its name, where it starts and the digest of its whole file (what
-    the frontend translates is read from that file). Cheaper than cutting the function out of
-    the file, and exact: whatever changes in the function changes the digest."""
+def source_text(fn: Any, read: FunctionSource | None = None) -> str:
+    """A kernel's or helper's source: its name, where it starts and the digest of its whole
+    file (cheaper than cutting the function out of the file, and whatever changes in the
+    function changes it). ``read``: its source as translated in this process, whose digest is
+    the one that says what was translated, should the file have changed since."""
     code = getattr(fn, "__code__", None)
     if code is None:
         raise Unkeyable(repr(fn))
-    where = f"{fn.__module__}.{fn.__qualname__}@{code.co_filename}:{code.co_firstlineno}"
-    return f"{where}:{file_digest(code.co_filename)}"
+    digest = read.digest if read is not None else file_digest(code.co_filename)
+    if not digest:
+        raise Unkeyable(f"cannot read {code.co_filename}")
+    return f"{fn.__module__}.{fn.__qualname__}@{code.co_filename}:{code.co_firstlineno}:{digest}"
 
 
 def owners(value: Any) -> list[Any]:

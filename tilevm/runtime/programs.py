@@ -70,12 +70,13 @@ class Ready:
 
 
 def load(
-    fn: Any, backend: Backend, caps: Target, specs: Sequence[Any], warps: int, spec: str
+    kernel: Any, backend: Backend, caps: Target, specs: Sequence[Any], warps: int, spec: str
 ) -> Ready | None:
     """The specialization's build from the program cache, or None (a miss)."""
     if not enabled():
         return None
-    key = program_key(fn, backend, caps, specs, warps, spec)
+    fn = kernel.fn
+    key = program_key(kernel, backend, caps, specs, warps, spec)
     if key is None:
         return None
     cache = DiskCache()
@@ -95,7 +96,7 @@ def load(
 
 
 def store(
-    fn: Any,
+    kernel: Any,
     backend: Backend,
     caps: Target,
     specs: Sequence[Any],
@@ -107,11 +108,11 @@ def store(
     """Keep a freshly compiled specialization for the next process."""
     if not enabled():
         return
-    key = program_key(fn, backend, caps, specs, warps, spec)
+    key = program_key(kernel, backend, caps, specs, warps, spec)
     if key is None:
         return
     try:
-        recorded = _recorded(fn, reads)
+        recorded = _recorded(kernel.fn, reads)
     except Unkeyable:
         return
     exported = backend.export(ready.built)
@@ -134,14 +135,16 @@ def store(
 
 
 def program_key(
-    fn: Any, backend: Backend, caps: Target, specs: Sequence[Any], warps: int, spec: str
+    kernel: Any, backend: Backend, caps: Target, specs: Sequence[Any], warps: int, spec: str
 ) -> str | None:
-    """The key of everything but the globals' values; None when there is none."""
+    """The key of everything but the globals' values (``kernel``: a ``tv.Kernel``); None when
+    there is none."""
     try:
         toolchain = backend.toolchain(caps, spec)
         if toolchain is None:
             return None
-        parts = [FORMAT, generator_stamp(), source_text(fn), fingerprint(tuple(specs)),
+        source = source_text(kernel.fn, kernel.read_source)
+        parts = [FORMAT, generator_stamp(), source, fingerprint(tuple(specs)),
                  str(warps), backend.name, fingerprint(caps), toolchain]  # fmt: skip
     except Exception:  # no stable text, or no toolchain: compiling reports what is wrong
         return None
