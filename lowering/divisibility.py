@@ -98,5 +98,8 @@ class Divisibility:
         if op == "mul":
             return min(a[0] * a[1], CAP)
         if op == "lshift" and isinstance(ins.args[1], Literal):
-            return min(a[0] << int(ins.args[1].value), CAP)
+            count = int(ins.args[1].value)
+            if not 0 <= count < ins.out.type.dtype.bits:  # read as unsigned: every bit out, 0
+                return CAP
+            return min(a[0] << count, CAP)
         return UNKNOWN

@@ -174,6 +174,34 @@ def test_f64_rounds_once_to_narrower_floats(dst, rng) -> None:
     check_conversion(tv.f64, dst, fill(float_corners(dst, rng), rng))
 
 
+# ----- Python numbers adopting a narrow float dtype ---------------------------------------------
+
+
+@tv.kernel
+def literals(x: tv.Tensor, full: tv.Tensor, product: tv.Tensor, picked: tv.Tensor, N: tv.constexpr,
+             V: tv.constexpr):  # fmt: skip
+    v = tv.load(x, [0], [N])
+    tv.store(full, tv.full([N], V, x.dtype), [0])
+    tv.store(product, v * V, [0])
+    tv.store(picked, tv.where(v > 0, V, v), [0])
+
+
+@pytest.mark.parametrize("dt", [tv.bf16, tv.f16, tv.f8e4m3fn, tv.dtype("f7e3m3")], ids=str)
+def test_python_floats_round_once_to_the_dtype_they_adopt(dt) -> None:
+    """A Python float operand of a narrow float type is that float rounded once to the type, in
+    every instruction and on every executor (tv.full and tv.where rounded it through f32 on the
+    CPU; a product used it as f32 on the interpreter, as the type on the CPU's paired path)."""
+    near_tie = 1 + 2.0 ** -(dt.mantissa + 1) + 2.0**-30  # through f32: the tie, then 1
+    value = dt.decode(np.asarray([rounded_code(near_tie, dt)], dt.storage))[0]
+    ones = pg.codes_of(dt, np.ones(N))
+    for device in EXECUTORS:
+        outs = [pg.array(dt, np.full(N, pg.poison_code(dt)), (N,)) for _ in range(3)]
+        literals[1,](pg.array(dt, ones, (N,)), *outs, N=N, V=near_tie, device=device)
+        for name, out in zip(("full", "product", "where"), outs):
+            got = dt.decode(pg.read(out, dt).astype(dt.storage))
+            assert (got == value).all(), f"{device} {name}: {got[:4]}, not {value}"
+
+
 # ----- shifts -------------------------------------------------------------------------------------
 
 SHIFT_TYPES = [tv.i8, tv.u8, tv.i32, tv.u32, tv.i64, tv.u64, tv.i12, tv.u12, tv.i3, tv.u16]
@@ -221,6 +249,24 @@ def test_shift_counts_are_read_as_unsigned(dt, rng) -> None:
                 f"not {wrapped(int(want[i]), dt)}"
                 for i in bad[:4]
             )
+
+
+@tv.kernel
+def literal_counts(x: tv.Tensor[tv.i32], out: tv.Tensor[tv.i32], N: tv.constexpr):
+    v = tv.load(x, [0], [N])
+    tv.store(out, (v << -1) + (v << 40) + (v >> -1) + (v >> 40) * 2 + (v << 31), [0])
+
+
+@pytest.mark.parametrize("device", EXECUTORS)
+def test_literal_shift_counts_follow_the_rule(device, rng) -> None:
+    """Counts known when the kernel compiles (the lowering's divisibility analysis shifted by
+    them in Python: a negative one raised ValueError)."""
+    values = rng.integers(-(2**31), 2**31, N, dtype=np.int64)
+    out = np.full(N, 0x5A5A5A5A, np.int32)
+    literal_counts[1,](values.astype(np.int32), out, N=N, device=device)
+    sign = np.where(values < 0, -1, 0)
+    want = [wrapped(3 * int(s) + (int(v) << 31), tv.i32) for s, v in zip(sign, values)]
+    np.testing.assert_array_equal(out, want)
 
 
 @tv.kernel

@@ -93,7 +93,8 @@ class Builder:
 
     # ----- operands ---------------------------------------------------------------------------
     def literal(self, value: Any, dtype: DataType) -> Literal:
-        """A Python number as an operand of ``dtype``, if it is exactly representable."""
+        """A Python number as an operand of ``dtype``: an integer that fits it, a float rounded
+        once to it (f32 and f64 literals are rounded by the backends' own parsing, once)."""
         if isinstance(value, (bool, np.bool_)):
             value = int(value)
         if dtype.is_integer:
@@ -111,6 +112,8 @@ class Builder:
                     found=repr(value),
                 )
             return Literal(int(value), dtype)
+        if dtype.bits < 32:  # as the dtype holds it, rounded once (as .to() does), not as f32
+            value = dtype.round(np.asarray([float(value)]))[0]
         return Literal(float(value), dtype)
 
     def materialize(self, value: Any, dtype: DataType | None = None) -> Var:
