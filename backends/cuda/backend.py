@@ -92,7 +92,7 @@ class CudaBackend(Backend):
         return build_cuda(ir, lowered, target.name.removeprefix("cuda-"))
 
     def toolchain(self, target: Target, spec: str) -> str | None:
-        return f"{' '.join(NVRTC_OPTIONS)}; {nvrtc.compiler_fingerprint()}"
+        return f"{' '.join(NVRTC_OPTIONS)}; {nvrtc.installed_fingerprint()}"
 
     def export(self, built: CompiledKernel) -> tuple[dict[str, Any], bytes] | None:
         return {"arch": built.arch}, built.binary
@@ -105,7 +105,11 @@ class CudaBackend(Backend):
         if facts["arch"] != arch:
             raise ValueError(f"a cubin for {facts['arch']}, not {arch}")
         # launching only: no source or lowering, and ``thread`` is the signature
-        return CompiledKernel(name, arch, "", binary, thread, None, cached=True)
+        built = CompiledKernel(name, arch, "", binary, thread, None, cached=True)
+        index = spec.partition(":")[2]
+        if index.isdigit():  # loaded now: a cubin this driver rejects is a miss, not an error
+            built._function = driver.Module(binary, int(index)).function(name)
+        return built
 
     def owns(self, value: Any) -> bool:
         device = torch_device(value)

@@ -11,6 +11,8 @@ without it raises ``CudaUnavailable`` with the install hint.
 from __future__ import annotations
 
 import functools
+import glob
+import importlib.util
 import os
 import re
 from collections.abc import Sequence
@@ -110,6 +112,26 @@ def compiler_fingerprint() -> str:
     except Exception:  # the version alone is still a valid fingerprint
         pass
     return text
+
+
+@functools.cache
+def installed_fingerprint() -> str:
+    """``compiler_fingerprint`` without loading NVRTC, for looking up cached programs (loading
+    it imports cuda.pathfinder: about 40 ms of a cached kernel's start): the pip-installed
+    NVRTC libraries' paths, sizes and modification times, and the variables that point the
+    loader elsewhere. Where no NVRTC is pip-installed, ``compiler_fingerprint`` itself."""
+    found = []
+    package = importlib.util.find_spec("nvidia")
+    roots = package.submodule_search_locations if package is not None else None
+    for root in roots or []:
+        for pattern in ("*/lib/libnvrtc.so*", "*/bin/nvrtc64*.dll"):
+            for path in sorted(glob.glob(os.path.join(root, pattern))):
+                stat = os.stat(path)
+                found.append(f"{path} {stat.st_size} {stat.st_mtime_ns}")
+    if not found:
+        return compiler_fingerprint()
+    places = [os.environ.get(name, "") for name in ("CUDA_HOME", "CUDA_PATH", "CONDA_PREFIX")]
+    return "; ".join([*found, *places])
 
 
 @functools.cache
