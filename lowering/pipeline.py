@@ -3,6 +3,7 @@
 infer_layouts   every tile gets a layout; conversions become explicit
 verify          the IR is still well formed
 plan_shared     shared tiles and scratch get offsets, checked against the target's limit
+budget          the largest register tile fits (generously) in a thread's registers
 divisibility    facts about block-uniform integers, for vector widths
 lower           VM IR -> thread IR
 """
@@ -26,6 +27,7 @@ from tilevm.lowering import (  # noqa: F401
     lower_reduce,
     lower_tile,
 )
+from tilevm.lowering.budget import check_registers
 from tilevm.lowering.divisibility import Divisibility
 from tilevm.lowering.infer_layouts import Conversion, infer_layouts
 from tilevm.lowering.lower import Lowerer, TensorFacts
@@ -71,6 +73,7 @@ def lower_kernel(
         )
 
     plan = plan_shared(inferred.kernel, target, scratch)
+    check_registers(inferred.kernel, target.register_bits, str(target))
     divisibility = Divisibility(
         inferred.kernel, {name: f.stride_align for name, f in facts.items()}
     )

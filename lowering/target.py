@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from tilevm.ir.types import ATOMIC_ADD_DTYPES
 from tilevm.layouts.atoms import MatrixLoadAtom, MmaAtom
 
+# Registers one thread may use on NVIDIA GPUs: 255 of 32 bits (every arch since sm_35). The
+# CPU's own target and the interpreter use the same figure, so a kernel tested there fits a GPU.
+NVIDIA_REGISTER_BITS = 255 * 32
+
 
 @dataclass(frozen=True)
 class Target:
@@ -33,6 +37,9 @@ class Target:
     max_grid: tuple[int, int, int] = (2**31 - 1, 2**31 - 1, 2**31 - 1)
     # Element types global atomic adds exist for (tv.atomic_add); others are compile errors.
     atomic_add_dtypes: frozenset[str] = ATOMIC_ADD_DTYPES
+    # Bits of registers one thread may use; a register tile may need at most a few times this
+    # (``lowering.budget``) before a kernel is refused.
+    register_bits: int = NVIDIA_REGISTER_BITS
 
     def __str__(self) -> str:
         return self.name

@@ -13,7 +13,7 @@ from tilevm.backends.cuda.target import cuda_target
 from tilevm.backends.hip.target import amd_target
 from tilevm.backends.sycl.target import intel_target
 from tilevm.errors import DeviceError
-from tilevm.lowering.target import Target
+from tilevm.lowering.target import NVIDIA_REGISTER_BITS, Target
 
 EMULATED = {"cuda": (cuda_target, "sm_80"), "amd": (amd_target, "gfx942"),
             "intel": (intel_target, "xe")}  # fmt: skip
@@ -26,6 +26,9 @@ def cpu_target() -> Target:
         max_threads=1024,
         shared_bytes=96 * 1024,  # a workspace in host memory; kept GPU-sized for portability
         vector_bytes=16,
+        # registers: a CUDA GPU's, so that a kernel tested here is one a GPU can hold (the
+        # emulated targets bring their own)
+        register_bits=NVIDIA_REGISTER_BITS,
     )
 
 

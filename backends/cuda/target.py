@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tilevm.ir.types import ATOMIC_ADD_DTYPES
 from tilevm.layouts.atoms import MMA_ATOMS, matrix_load_atoms
-from tilevm.lowering.target import Target
+from tilevm.lowering.target import NVIDIA_REGISTER_BITS, Target
 
 # Static shared memory per block without opting in is 48 KiB; sm_80 and sm_90 allow more per
 # block once the kernel raises its limit, which the runtime does when a plan needs it.
@@ -33,4 +33,5 @@ def cuda_target(arch: str = "sm_90a") -> Target:
         atomic_add_dtypes=frozenset(
             name for name in ATOMIC_ADD_DTYPES if number >= ATOMIC_ADD_SINCE.get(name, 0)
         ),
+        register_bits=NVIDIA_REGISTER_BITS,
     )

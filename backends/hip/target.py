@@ -13,6 +13,11 @@ MFMA_ARCHS = ("gfx90a", "gfx940", "gfx941", "gfx942")
 WMMA_ARCHS = ("gfx1100",)
 AMD_ARCHS = MFMA_ARCHS + WMMA_ARCHS
 
+# Registers one lane may use, in bits: 512 VGPRs on CDNA2/3 (256 architected plus 256
+# accumulation registers, one unified file), 256 VGPRs on RDNA3 in wave32.
+CDNA_REGISTER_BITS = 512 * 32
+RDNA_REGISTER_BITS = 256 * 32
+
 
 def amd_target(arch: str = "gfx942") -> Target:
     if arch in MFMA_ARCHS:
@@ -41,6 +46,7 @@ def _cdna(arch: str) -> Target:
         # through registers
         matrix_loads=(),
         async_copy_bytes=(),
+        register_bits=CDNA_REGISTER_BITS,
     )
 
 
@@ -59,4 +65,5 @@ def _rdna3(arch: str) -> Target:
         # registers
         matrix_loads=(),
         async_copy_bytes=(),
+        register_bits=RDNA_REGISTER_BITS,
     )

@@ -8,7 +8,7 @@ multiply-add. Shared memory is work-group local memory.
 from __future__ import annotations
 
 from tilevm.errors import CompileError
-from tilevm.lowering.target import Target
+from tilevm.lowering.target import NVIDIA_REGISTER_BITS, Target
 
 # family -> (sub-group size the kernels request, local memory per work-group)
 INTEL_GPUS = {
@@ -18,6 +18,11 @@ INTEL_GPUS = {
     "dg2": (16, 64 * 1024),  # Arc A-series / Data Center GPU Flex
 }
 SUB_GROUP_SIZES = {name: size for name, (size, _) in INTEL_GPUS.items()}
+
+# Registers one work-item may use, in bits: 256 registers of 64 bytes per hardware thread in
+# large-GRF mode (Xe-HPC, Xe2), shared by a 16-wide sub-group's work-items: 1 KiB each. The
+# most an Intel GPU gives; Xe-HPG's 32-byte registers hold half, so it spills sooner.
+INTEL_REGISTER_BITS = 256 * 64 * 8 // 16
 
 # The OpenCL CPU device offers sub-groups of 4..64; 16 keeps its code the same as a GPU's.
 CPU_SUB_GROUP = 16
@@ -40,6 +45,7 @@ def intel_target(name: str = "xe") -> Target:
         shared_bytes=local_bytes,
         vector_bytes=16,
         atoms=(),  # no matrix atoms yet: dots use the SIMT multiply-add
+        register_bits=INTEL_REGISTER_BITS,
     )
 
 
@@ -56,6 +62,7 @@ def opencl_cpu_target(
         shared_bytes=local_bytes,
         vector_bytes=16,
         atoms=(),
+        register_bits=NVIDIA_REGISTER_BITS,  # as the CPU target: kept GPU-sized for portability
     )
 
 
@@ -73,6 +80,7 @@ def target_for_device(name: str, sub_group_sizes: tuple[int, ...], local_bytes: 
         shared_bytes=min(base.shared_bytes, local_bytes) if local_bytes else base.shared_bytes,
         vector_bytes=16,
         atoms=(),
+        register_bits=base.register_bits,
     )
 
 

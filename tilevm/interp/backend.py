@@ -3,13 +3,15 @@ host arrays, on any machine. It compiles nothing: ``kernel.ir(...)`` shows what 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from tilevm.errors import CompileError
 from tilevm.interp.execute import Interpreter
 from tilevm.interp.values import GlobalTensor, Scalar
 from tilevm.ir.nodes import KernelIR
-from tilevm.lowering.target import Target
+from tilevm.lowering.budget import check_registers
+from tilevm.lowering.target import NVIDIA_REGISTER_BITS, Target
 from tilevm.runtime.arrays import host_tensor, is_host_tensor
 from tilevm.runtime.backend import Backend
 
@@ -20,6 +22,9 @@ class InterpBackend(Backend):
     name = "interp"
     lowers = False
     order = 0
+
+    def __init__(self) -> None:
+        self._checked: weakref.WeakSet[KernelIR] = weakref.WeakSet()  # once per specialization
 
     def devices(self) -> list[str]:
         return ["interp"]
@@ -43,6 +48,11 @@ class InterpBackend(Backend):
         return host_tensor(value, name)
 
     def launch(self, built: KernelIR, grid, tensors, scalars, device: str) -> None:
+        if built not in self._checked:
+            # the register budget of the CPU target (a CUDA GPU's): what the interpreter runs,
+            # a GPU can hold
+            check_registers(built, NVIDIA_REGISTER_BITS, "interp (a CUDA GPU's budget)")
+            self._checked.add(built)
         env = {}
         for param in built.params:
             name = param.var.name
