@@ -13,6 +13,7 @@ thread. A trap (a zero loop step) sets ``*status`` and returns.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -30,6 +31,11 @@ from tilevm.lowering.target import Target
 
 MATH = ("exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "floor", "ceil")
 ALIGN = 64
+# A loop over a tile's slots (``unroll``, constant bounds) whose unrolled body has at most this
+# many thread-IR nodes is emitted unrolled. LLVM fully unrolls such loops anyway, but thousands
+# of small loops in one function (a long tv.static_range) cost its loop passes time quadratic
+# in their number; the same code as straight-line blocks optimizes in linear time.
+UNROLL_NODES = 512
 
 
 @dataclass
@@ -71,6 +77,7 @@ class _Codegen:
         self.params: dict[str, Value] = {}
         self.strings: dict[str, ir.GlobalVariable] = {}
         self.loops: list[tuple[ir.Block, ir.Block]] = []  # (continue, break) of C loops
+        self.unrolled: dict[str, Value] = {}  # counters of loops being unrolled: their value
         self.prints = False
 
     # ----- storage --------------------------------------------------------------------------
@@ -339,7 +346,12 @@ class _Codegen:
             store = b.store(value, dst)
             store.align = SIZE[c]
         elif isinstance(s, t.Loop):
-            self.loop(s.var, s.start, s.stop, s.step, lambda: self.stmts(s.body), ct.compute(s.dtype))
+            counts = _unrollable(s)
+            if counts is not None:
+                self.unroll(s, counts)
+            else:
+                self.loop(s.var, s.start, s.stop, s.step, lambda: self.stmts(s.body),
+                          ct.compute(s.dtype))  # fmt: skip
         elif isinstance(s, t.IfThen):
             self.branch(s.cond, lambda: self.stmts(s.then), lambda: self.stmts(s.orelse))
         elif isinstance(s, t.Forever):
@@ -354,6 +366,17 @@ class _Codegen:
             b.store(value.v if var.c == "ptr" else convert(b, value, var.c).v, self.address(s.name))
         else:  # pragma: no cover - every statement kind is listed above
             raise AssertionError(f"no LLVM rendering for {s!r}")
+
+    def unroll(self, s: t.Loop, counts: range) -> None:
+        """The loop's body once per count, the counter a constant in each copy."""
+        c = self.vars[s.var].c
+        for i in counts:
+            self.unrolled[s.var] = ct.const(c, i)
+            self.stmts(s.body)
+        del self.unrolled[s.var]
+        # the counter as the loop would leave it, for a reader after the loop
+        exit_value = counts[-1] + counts.step if counts else counts.start
+        self.b.store(ct.const(c, exit_value).v, self.address(s.var))
 
     def assign(self, target: t.Sym | t.Elem, value: Value) -> None:
         b = self.b
@@ -393,6 +416,8 @@ class _Codegen:
     def expr_Sym(self, e: t.Sym) -> Value:
         if e.name == "tid":
             return self.tid
+        if e.name in self.unrolled:
+            return self.unrolled[e.name]
         if e.name in self.params:
             return self.params[e.name]
         var = self.vars[e.name]
@@ -692,6 +717,28 @@ class _Codegen:
 
 PAIR_HELPERS = frozenset(f"{kind}2_{op}" for kind in ("half", "bfloat") for op in
                         ("add", "sub", "mul")) | {"lanes16_eq"}  # fmt: skip
+
+
+def _unrollable(s: t.Loop) -> range | None:
+    """The counts of a slot loop small enough to emit unrolled; None to emit a loop."""
+    if not s.unroll or not all(isinstance(e, t.Const) for e in (s.start, s.stop, s.step)):
+        return None
+    counts = range(int(s.start.value), int(s.stop.value), int(s.step.value))
+    size = 0
+    for x in _walk(s.body):
+        if isinstance(x, t.Break) or (
+            isinstance(x, t.Set) and isinstance(x.target, t.Sym) and x.target.name == s.var
+        ):
+            return None  # leaves the loop, or moves its counter: keep the loop
+        size += 1 + sum(1 for e in bp.stmt_exprs(x) for _ in bp.walk_expr(e))
+    return counts if len(counts) * size <= UNROLL_NODES else None
+
+
+def _walk(stmts) -> Iterator[t.Stmt]:
+    for s in stmts:
+        yield s
+        for body in bp.children(s):
+            yield from _walk(body)
 
 
 def _bits32(e: t.Expr) -> bool:

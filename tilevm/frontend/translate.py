@@ -19,10 +19,13 @@ from tilevm.errors import CompileError, KernelValueError
 from tilevm.frontend import ops
 from tilevm.frontend.builder import INDEX, describe
 from tilevm.frontend.expressions import BINOPS, ExpressionTranslator, Return
-from tilevm.ir.nodes import Assign, For, If, Literal, Var, While
+from tilevm.ir.nodes import Assign, For, If, Literal, Var, While, walk
 from tilevm.ir.types import ScalarType, TileType
 
 _MISSING = object()
+# The most VM instructions one tv.static_range may unroll to: far more than any kernel needs,
+# few enough that the unrolled program still compiles in minutes rather than hours.
+UNROLL_LIMIT = 100_000
 
 
 class Translator(ExpressionTranslator):
@@ -276,9 +279,7 @@ class Translator(ExpressionTranslator):
                     location=self.src.loc(node),
                     code="static-range",
                 )
-            for i in builtins.range(start, stop, step):
-                self.env[node.target.id] = i
-                self.run_body(node.body)
+            self.unroll(node, builtins.range(start, stop, step))
             return
         names = assigned_names(node.body)
         for name in names:
@@ -293,6 +294,32 @@ class Translator(ExpressionTranslator):
         self.check_loop_rebinding(before, [n for n in names if n != node.target.id], node)
         attrs = tuple(sorted((k, v) for k, v in kwargs.items() if v is not None))
         self.b.emit(For(loop_var, *operands, body, attrs, self.src.loc(node)))
+
+    def unroll(self, node: ast.For, counts: range) -> None:
+        """``tv.static_range``: the body once per count, the counter a Python int. An unrolled
+        loop larger than ``UNROLL_LIMIT`` VM instructions (nested ones included, at least one
+        per iteration) is refused as soon as it gets there, before compiling it takes minutes."""
+        size = 0
+        for done, i in enumerate(counts, 1):
+            self.env[node.target.id] = i
+            self.b.push()
+            try:
+                self.run_body(node.body)
+            finally:
+                body = self.b.pop()
+                for stmt in body:
+                    self.b.emit(stmt)
+            size += max(1, sum(1 for _ in walk(body)))
+            if size > UNROLL_LIMIT:
+                raise KernelValueError(
+                    f"tv.static_range({counts.start}, {counts.stop}, {counts.step}) unrolls to "
+                    f"more than {UNROLL_LIMIT} instructions",
+                    expected=f"an unrolled loop of at most {UNROLL_LIMIT} VM instructions",
+                    found=f"{size} instructions after {done} of {len(counts)} iterations",
+                    hint="use tv.range(...) for a loop the kernel runs instead of unrolling it",
+                    location=self.src.loc(node),
+                    code="unroll-budget",
+                )
 
     def _check_range_options(self, node: ast.For, fn: object, kwargs: dict) -> None:
         allowed = {"unroll"} if fn is lang.range else set()
