@@ -184,3 +184,15 @@ def static_range_step_zero(x: tv.Tensor[tv.f32]):
     for _i in tv.static_range(0, 8, 0):
         total += 1.0
     tv.store(x, tv.full([32], total, tv.f32), [0])
+
+
+@tv.kernel
+def compile_time_float_division_by_zero(x: tv.Tensor[tv.f32]):
+    scale = 1.0 / 0  # <- error
+    tv.store(x, tv.full([32], scale, tv.f32), [0])
+
+
+@tv.kernel
+def compile_time_string_arithmetic(x: tv.Tensor[tv.f32], N: tv.constexpr = 32):
+    size = N + "2"  # <- error
+    tv.store(x, tv.full([size], 1.0, tv.f32), [0])

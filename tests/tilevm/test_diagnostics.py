@@ -53,6 +53,9 @@ CASES = [
     (bad.copy_too_large, (F32,), {}, tv.ShapeError, "shape", ValueError),
     (bad.wait_runtime_count, (F32, 2), {}, tv.KernelTypeError, "type", TypeError),
     (bad.layout_rebound_in_loop, (F32, 3), {}, tv.CompileError, "loop-value", None),
+    (bad.compile_time_float_division_by_zero, (F32,), {}, tv.KernelValueError,
+     "division-by-zero", ValueError),  # a raw ZeroDivisionError before
+    (bad.compile_time_string_arithmetic, (F32,), {}, tv.KernelTypeError, "type", TypeError),
 ]
 
 
@@ -217,3 +220,19 @@ def test_errors_show_the_users_frame_not_the_compilers(how: str, tmp_path) -> No
         assert "user_script.py:10:" in text and "^" in text  # the kernel's line and caret
     full = re.findall(r'^  File "', run(TILEVM_FULL_TRACEBACK="1"), re.M)
     assert len(full) > len(frames)  # compiler developers can keep every frame
+
+
+@tv.kernel
+def _fold_by_zero(x: tv.Tensor[tv.i32], out: tv.Tensor[tv.i32], N: tv.constexpr):
+    v = tv.load(x, [0], [32])
+    tv.store(out, v * (N // 0) + (N % 0) + v // 0 + v % 0, [0])
+
+
+@pytest.mark.parametrize("device", ["interp", "cpu"])
+def test_integer_division_by_zero_folds_as_it_runs(device: str, rng) -> None:
+    # `N // 0` at compile time leaked a raw ZeroDivisionError; the language gives 0 (and `x % 0`
+    # gives x) at compile time as at run time
+    x = rng.integers(-50, 50, 32).astype(np.int32)
+    out = np.full(32, -7, np.int32)
+    _fold_by_zero[1,](x, out, N=9, device=device)
+    np.testing.assert_array_equal(out, 9 + x)

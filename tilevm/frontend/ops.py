@@ -61,7 +61,7 @@ def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
     if not is_runtime(lhs, rhs):
         if op in ("lshift", "rshift") and isinstance(rhs, (int, np.integer)) and rhs < 0:
             raise _negative_shift(b, op, lhs, rhs)
-        return _PY_BINARY[op](lhs, rhs)
+        return _fold(b, op, lhs, rhs)
     dtype, args = b.unify(lhs, rhs, what=f"'{op}'")
     if op == "div" and not dtype.is_float:
         raise b.type_error(
@@ -77,6 +77,37 @@ def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
     op_kind = "compare" if op in COMPARE else "binary"
     assert op in ARITH | BITWISE | COMPARE, op
     return b.instr(op_kind, b.result_type(out_dtype, shape), args, name=op, op=op)
+
+
+def _fold(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
+    """A binary operation on compile-time values, as Python computes it, except that integer
+    ``//`` and ``%`` by zero give 0 and ``lhs`` as at run time; what Python refuses is an
+    error at the kernel's line."""
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (lhs, rhs))
+    if ints and op in ("floordiv", "mod") and rhs == 0:
+        return 0 if op == "floordiv" else lhs
+    try:
+        return _PY_BINARY[op](lhs, rhs)
+    except ZeroDivisionError:
+        raise KernelValueError(
+            f"a compile-time division by zero: {lhs!r} {_SYMBOLS.get(op, op)} {rhs!r}",
+            expected="a non-zero divisor",
+            found=repr(rhs),
+            hint="integer // and % by 0 give 0 and the dividend; for a float, compute it at run "
+            "time (a tensor or scalar value) to get IEEE infinities",
+            location=b.loc,
+            code="division-by-zero",
+        ) from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise b.type_error(
+            f"compile-time {_SYMBOLS.get(op, op)} of {describe(lhs)} and {describe(rhs)}: {exc}",
+            expected="operands Python can combine",
+            found=f"{describe(lhs)}, {describe(rhs)}",
+        ) from None
+
+
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%",
+            "pow": "**", "and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>"}  # fmt: skip
 
 
 def _negative_shift(b: Builder, op: str, lhs: Any, rhs: Any) -> KernelValueError:
