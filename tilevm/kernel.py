@@ -26,7 +26,7 @@ from tilevm.errors import (
 )
 from tilevm.frontend.builder import Builder, python_dtype
 from tilevm.frontend.expressions import Func
-from tilevm.frontend.scope import Guard, Reads, Scope, guards_hold
+from tilevm.frontend.scope import Reads, Scope
 from tilevm.frontend.source import FunctionSource
 from tilevm.frontend.translate import Translator
 from tilevm.ir.nodes import KernelIR, Param, written_tensors
@@ -48,13 +48,11 @@ from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import FastPath
 from tilevm.runtime.programs import Ready
+from tilevm.runtime.variants import Translation, holding, remember
 
 WARP_SIZE = 32  # for the VM IR shown by kernel.ir(); each target has its own
 MAX_WARPS = 32
 MAX_GRID = (2**31 - 1,) * 3  # block ids are i32 in the VM; targets may allow fewer
-# Compiled variants kept per specialization, one per set of values of the globals the kernel
-# read (newest first): a global switched back and forth does not compile each time.
-MAX_VARIANTS = 4
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ class Kernel:
             ) from exc
         self._fast = _fast_path(self.signature)
         self._source: FunctionSource | None = None
-        # per specialization, its variants (see MAX_VARIANTS), newest first
+        # per specialization, its variants (``runtime.variants``), newest first
         self._cache: dict[tuple, list[Translation]] = {}  # VM IR and the globals it read
         self._binaries: dict[tuple, list[Ready]] = {}  # what each backend's build returned
 
@@ -177,7 +175,7 @@ class Kernel:
     def _translate(self, specs: Sequence[ParamSpec], warps: int, warp_size: int) -> Translation:
         """The VM IR of a specialization, translated again when a global it read changed."""
         key = (tuple(specs), warps, warp_size)
-        found = _holding(self._cache.get(key, ()))
+        found = holding(self._cache.get(key, ()))
         if found is not None:
             return found
         reads = Reads()
@@ -209,7 +207,7 @@ class Kernel:
         verify(ir)
         _dump(ir, "frontend", len(self._cache))
         translation = Translation(ir, reads, reads.guards())
-        _remember(self._cache, key, translation)
+        remember(self._cache, key, translation)
         return translation
 
     @entry_point
@@ -265,7 +263,7 @@ class Kernel:
         """Compile a specialization for ``caps`` (or find it compiled in this process) and keep
         it in the program cache for the next process."""
         key = (tuple(specs), warps, backend.name, caps.name)
-        found = _holding(r for r in self._binaries.get(key, ()) if not r.restored)
+        found = holding(r for r in self._binaries.get(key, ()) if not r.restored)
         if found is not None:
             return found
         translation = self._translate(specs, warps, caps.warp_size)
@@ -274,7 +272,7 @@ class Kernel:
         lowered = lower_kernel(ir, caps, facts_of(specs), lambda k, stage: _dump(k, stage, index))
         built = backend.build(ir, lowered, caps, spec)
         ready = Ready(built, frozenset(written_tensors(ir)), translation.guards)
-        _remember(self._binaries, key, ready)
+        remember(self._binaries, key, ready)
         programs.store(self, backend, caps, specs, warps, spec, ready, translation.reads)
         return ready
 
@@ -284,36 +282,12 @@ class Kernel:
         """A specialization built earlier in this process or kept in the program cache, found
         without translating the kernel; None when it must be compiled."""
         key = (tuple(specs), warps, backend.name, caps.name)
-        found = _holding(self._binaries.get(key, ()))
+        found = holding(self._binaries.get(key, ()))
         if found is None:
             found = programs.load(self, backend, caps, specs, warps, spec)
             if found is not None:
-                _remember(self._binaries, key, found)
+                remember(self._binaries, key, found)
         return found
-
-
-@dataclass(frozen=True)
-class Translation:
-    """A specialization's VM IR, the names it read outside the kernel, and the guards that say
-    whether it still is the kernel's program."""
-
-    ir: KernelIR
-    reads: Reads
-    guards: tuple[Guard, ...]
-
-
-def _holding(variants: Any) -> Any:
-    """The newest variant whose guards hold, or None."""
-    for variant in variants:
-        if guards_hold(variant.guards):
-            return variant
-    return None
-
-
-def _remember(store: dict[tuple, list], key: tuple, variant: Any) -> None:
-    variants = store.setdefault(key, [])
-    variants.insert(0, variant)
-    del variants[MAX_VARIANTS:]
 
 
 class Launcher:
