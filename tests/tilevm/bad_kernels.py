@@ -196,3 +196,26 @@ def compile_time_float_division_by_zero(x: tv.Tensor[tv.f32]):
 def compile_time_string_arithmetic(x: tv.Tensor[tv.f32], N: tv.constexpr = 32):
     size = N + "2"  # <- error
     tv.store(x, tv.full([size], 1.0, tv.f32), [0])
+
+
+@tv.kernel
+def where_of_a_tensor_argument(x: tv.Tensor[tv.f32]):
+    v = tv.load(x, [0], [32])
+    tv.store(x, tv.where(v > 0, x, 0.0), [0])  # <- error
+
+
+@tv.kernel
+def math_of_none(x: tv.Tensor[tv.f32]):
+    tv.store(x, tv.load(x, [0], [32]) + tv.exp(None), [0])  # <- error
+
+
+@tv.kernel
+def where_with_a_string(x: tv.Tensor[tv.f32]):
+    v = tv.load(x, [0], [32])
+    tv.store(x, tv.where(v > 0, v, "s"), [0])  # <- error
+
+
+@tv.kernel
+def compare_with_a_list(x: tv.Tensor[tv.f32]):
+    v = tv.load(x, [0], [32])
+    tv.store(x, tv.where(v < [], v, 0.0), [0])  # <- error

@@ -56,6 +56,11 @@ CASES = [
     (bad.compile_time_float_division_by_zero, (F32,), {}, tv.KernelValueError,
      "division-by-zero", ValueError),  # a raw ZeroDivisionError before
     (bad.compile_time_string_arithmetic, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    # each leaked a raw TypeError or an LLVM parse error
+    (bad.where_of_a_tensor_argument, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.math_of_none, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.where_with_a_string, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    (bad.compare_with_a_list, (F32,), {}, tv.KernelTypeError, "type", TypeError),
 ]
 
 
@@ -236,3 +241,19 @@ def test_integer_division_by_zero_folds_as_it_runs(device: str, rng) -> None:
     out = np.full(32, -7, np.int32)
     _fold_by_zero[1,](x, out, N=9, device=device)
     np.testing.assert_array_equal(out, 9 + x)
+
+
+@tv.kernel
+def _folded_math(out: tv.Tensor[tv.f32], BIG: tv.constexpr):
+    values = [tv.exp(BIG), tv.log(-1.0), tv.log(0.0), tv.sqrt(-4.0), tv.rsqrt(0.0), tv.exp(1.0)]
+    for i in tv.static_range(len(values)):
+        tv.store(out, tv.full([1], values[i], tv.f32), [i])
+
+
+@pytest.mark.parametrize("device", ["interp", "cpu"])
+def test_compile_time_math_gives_ieee_results(device: str) -> None:
+    # exp of a large constexpr raised a raw OverflowError, log(-1) a raw ValueError
+    out = np.zeros(6, np.float32)
+    _folded_math[1,](out, BIG=128_000_000, device=device)
+    np.testing.assert_array_equal(out[[0, 2, 4]], [np.inf, -np.inf, np.inf])
+    assert np.isnan(out[[1, 3]]).all() and out[5] == np.float32(np.e)

@@ -97,6 +97,12 @@ class Builder:
         once to it (f32 and f64 literals are rounded by the backends' own parsing, once)."""
         if isinstance(value, (bool, np.bool_)):
             value = int(value)
+        if not isinstance(value, (int, float, np.integer, np.floating)):
+            raise self.type_error(
+                f"{describe(value)} where a number or a value of the kernel is needed",
+                expected=f"a number (it becomes a {dtype} constant), a tile or a scalar",
+                found=describe(value),
+            )
         if dtype.is_integer:
             if isinstance(value, float) and not value.is_integer():
                 raise self.type_error(
@@ -126,6 +132,15 @@ class Builder:
     # ----- typing helpers ---------------------------------------------------------------------
     def unify(self, *values: Any, what: str) -> tuple[DataType, list[Operand]]:
         """One dtype for all operands: the values' common dtype, literals adopt it."""
+        for v in values:
+            if isinstance(v, Var) and not isinstance(v.type, (TileType, ScalarType)):
+                raise self.type_error(
+                    f"{describe(v)} as an operand of {what}",
+                    expected="a tile, a scalar or a number",
+                    found=describe(v),
+                    hint="load it first: tv.load(t, offsets, shape) for a tensor, "
+                    "tv.load_shared(s) for a shared tile",
+                )
         dtypes = {value_dtype(v) for v in values if isinstance(v, Var)}
         if len(dtypes) > 1:
             found = ", ".join(str(value_dtype(v)) for v in values if isinstance(v, Var))

@@ -128,7 +128,7 @@ def _negative_shift(b: Builder, op: str, lhs: Any, rhs: Any) -> KernelValueError
 
 def unary(b: Builder, op: str, x: Any) -> Any:
     if not is_runtime(x):
-        return _fold_unary(op, x)
+        return _fold_unary(b, op, x)
     dtype = x.type.dtype
     if op in FLOAT_UNARY and not dtype.is_float:
         raise b.type_error(
@@ -145,25 +145,50 @@ def unary(b: Builder, op: str, x: Any) -> Any:
     return b.instr("unary", b.result_type(x.type.dtype, shape), [x], name=op, op=op)
 
 
-def _fold_unary(op: str, x: Any) -> Any:
-    table = {
-        "neg": operator.neg,
-        "abs": abs,
-        "invert": operator.invert,
-        "not": operator.not_,
-        "exp": math.exp,
-        "exp2": lambda v: 2.0**v,
-        "log": math.log,
-        "log2": math.log2,
-        "sqrt": math.sqrt,
-        "rsqrt": lambda v: 1.0 / math.sqrt(v),
-        "sin": math.sin,
-        "cos": math.cos,
-        "tanh": math.tanh,
-        "floor": math.floor,
-        "ceil": math.ceil,
-    }
-    return table[op](x)
+_FOLD_MATH = {  # as IEEE arithmetic gives them (inf, nan), not Python's exceptions
+    "exp": np.exp,
+    "exp2": np.exp2,
+    "log": np.log,
+    "log2": np.log2,
+    "sqrt": np.sqrt,
+    "rsqrt": lambda v: 1.0 / np.sqrt(v),
+    "sin": np.sin,
+    "cos": np.cos,
+    "tanh": np.tanh,
+}
+_FOLD_EXACT = {
+    "neg": operator.neg,
+    "abs": abs,
+    "invert": operator.invert,
+    "not": operator.not_,
+    "floor": math.floor,
+    "ceil": math.ceil,
+}
+
+
+def _fold_unary(b: Builder, op: str, x: Any) -> Any:
+    """A unary operation on a compile-time value: math functions as at run time (IEEE
+    results: ``exp`` of a large number is inf, ``log`` of a negative one nan), the rest as
+    Python computes them; anything else is an error at the kernel's line."""
+    if op == "not":
+        return not x
+    if not isinstance(x, (int, float, np.number, np.bool_)):
+        raise b.type_error(
+            f"{op} of {describe(x)}",
+            expected="a number, or a tile or scalar value",
+            found=describe(x),
+        )
+    if op in _FOLD_MATH:
+        with np.errstate(all="ignore"):
+            return float(_FOLD_MATH[op](np.float64(x)))
+    try:
+        return _FOLD_EXACT[op](x)
+    except (TypeError, ValueError, OverflowError) as exc:  # ~1.5, floor(inf), floor(nan)
+        raise b.type_error(
+            f"compile-time {op} of {describe(x)}: {exc}",
+            expected="an operand the operation takes (an int for ~, a finite number to round)",
+            found=describe(x),
+        ) from None
 
 
 def where(b: Builder, cond: Any, a: Any, c: Any) -> Any:
