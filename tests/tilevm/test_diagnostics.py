@@ -257,3 +257,20 @@ def test_compile_time_math_gives_ieee_results(device: str) -> None:
     _folded_math[1,](out, BIG=128_000_000, device=device)
     np.testing.assert_array_equal(out[[0, 2, 4]], [np.inf, -np.inf, np.inf])
     assert np.isnan(out[[1, 3]]).all() and out[5] == np.float32(np.e)
+
+
+@tv.kernel
+def _alias(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    a = tv.load(x, [0], [32])
+    b = a  # the same value under a second name
+    tv.store(out, a + b * 2.0, [0])
+
+
+@pytest.mark.parametrize("device", ["interp", "cpu"])
+def test_a_second_name_for_a_value(device: str, rng) -> None:
+    # `b = a` right after `a = tv.load(...)` renamed the load's result to b: an internal
+    # VerifyError ("%a is used before it is defined")
+    x = rng.random(32).astype(np.float32)
+    out = np.full(32, np.nan, np.float32)
+    _alias[1,](x, out, device=device)
+    np.testing.assert_allclose(out, 3 * x, rtol=1e-6)

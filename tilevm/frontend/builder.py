@@ -67,11 +67,19 @@ class Builder:
         self.emit(Instr(opcode, out, tuple(args), tuple(sorted(attrs.items())), self.loc))
         return out
 
-    def name_result(self, value: Any, name: str) -> Any:
-        """Give the value the last instruction just produced the user's variable name, so that
-        the IR (and generated code) reads like the source."""
+    def position(self) -> tuple[int, int]:
+        """Where the next instruction goes (for ``name_result``)."""
+        return id(self._bodies[-1]), len(self._bodies[-1])
+
+    def name_result(self, value: Any, name: str, since: tuple[int, int]) -> Any:
+        """Give the value the user's variable name when the instruction that made it was
+        emitted after ``since`` (by the assignment's own expression; ``b = a`` keeps ``a``'s
+        name, whose uses come before), so that the IR and generated code read like the
+        source."""
         body = self._bodies[-1]
         last = body[-1] if body else None
+        if id(body) != since[0] or len(body) <= since[1]:  # no new instruction here
+            return value
         if not isinstance(value, Var) or not isinstance(last, Instr) or last.out is not value:
             return value
         renamed = self.var(name, value.type)

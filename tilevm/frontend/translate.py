@@ -57,9 +57,10 @@ class Translator(ExpressionTranslator):
         pass
 
     def stmt_Assign(self, node: ast.Assign) -> None:
+        since = self.b.position()
         value = self.expr(node.value)
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            value = self.b.name_result(value, node.targets[0].id)
+            value = self.b.name_result(value, node.targets[0].id, since)
         for target in node.targets:
             self.bind(target, value)
 
