@@ -24,6 +24,7 @@ from tilevm.frontend.builder import (
     Builder,
     describe,
 )
+from tilevm.ir.math import FLOAT_MATH, float_math
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import ATOMIC_ADD_DTYPES, ScalarType, SharedType, TileType
 from tilevm.layouts import RegisterLayout, SharedLayout, local, swizzled_row_major
@@ -145,17 +146,6 @@ def unary(b: Builder, op: str, x: Any) -> Any:
     return b.instr("unary", b.result_type(x.type.dtype, shape), [x], name=op, op=op)
 
 
-_FOLD_MATH = {  # as IEEE arithmetic gives them (inf, nan), not Python's exceptions
-    "exp": np.exp,
-    "exp2": np.exp2,
-    "log": np.log,
-    "log2": np.log2,
-    "sqrt": np.sqrt,
-    "rsqrt": lambda v: 1.0 / np.sqrt(v),
-    "sin": np.sin,
-    "cos": np.cos,
-    "tanh": np.tanh,
-}
 _FOLD_EXACT = {
     "neg": operator.neg,
     "abs": abs,
@@ -178,9 +168,8 @@ def _fold_unary(b: Builder, op: str, x: Any) -> Any:
             expected="a number, or a tile or scalar value",
             found=describe(x),
         )
-    if op in _FOLD_MATH:
-        with np.errstate(all="ignore"):
-            return float(_FOLD_MATH[op](np.float64(x)))
+    if op in FLOAT_MATH:
+        return float(float_math(op, x))
     try:
         return _FOLD_EXACT[op](x)
     except (TypeError, ValueError, OverflowError) as exc:  # ~1.5, floor(inf), floor(nan)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tilevm.dtypes import DataType
+from tilevm.ir.math import float_math
 
 
 def compute_type(dtype: DataType) -> np.dtype:
@@ -105,22 +106,9 @@ def unary(op: str, x: np.ndarray, dtype: DataType) -> np.ndarray:
         return np.abs(as_compute(x, dtype))
     if op == "invert":
         return ~as_compute(x, dtype)
-    wide = np.asarray(x, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        functions = {
-            "exp": np.exp,
-            "exp2": np.exp2,
-            "log": np.log,
-            "log2": np.log2,
-            "sqrt": np.sqrt,
-            "rsqrt": lambda v: 1.0 / np.sqrt(v),
-            "sin": np.sin,
-            "cos": np.cos,
-            "tanh": np.tanh,
-            "floor": np.floor,
-            "ceil": np.ceil,
-        }
-        return functions[op](wide)
+    if op in ("floor", "ceil"):
+        return (np.floor if op == "floor" else np.ceil)(np.asarray(x, dtype=np.float64))
+    return float_math(op, x)
 
 
 def convert(values: np.ndarray, src: DataType, dst: DataType) -> np.ndarray:
