@@ -219,3 +219,17 @@ def where_with_a_string(x: tv.Tensor[tv.f32]):
 def compare_with_a_list(x: tv.Tensor[tv.f32]):
     v = tv.load(x, [0], [32])
     tv.store(x, tv.where(v < [], v, 0.0), [0])  # <- error
+
+
+@tv.kernel
+def static_range_of_a_float(x: tv.Tensor[tv.f32]):
+    total = 0.0
+    for _i in tv.static_range(1e3):  # <- error
+        total += 1.0
+    tv.store(x, tv.full([32], total, tv.f32), [0])
+
+
+@tv.kernel
+def shared_tile_too_large(x: tv.Tensor[tv.f32]):
+    s = tv.shared([2**40, 16], tv.f16)  # <- error
+    tv.store_shared(s, tv.zeros([2**40, 16], tv.f16))

@@ -61,6 +61,9 @@ CASES = [
     (bad.math_of_none, (F32,), {}, tv.KernelTypeError, "type", TypeError),
     (bad.where_with_a_string, (F32,), {}, tv.KernelTypeError, "type", TypeError),
     (bad.compare_with_a_list, (F32,), {}, tv.KernelTypeError, "type", TypeError),
+    # a raw TypeError from range(), and a MemoryError (the interpreter allocated 256 TiB)
+    (bad.static_range_of_a_float, (F32,), INTERP, tv.CompileError, "static-range", None),
+    (bad.shared_tile_too_large, (F32,), INTERP, tv.ShapeError, "shared-memory", ValueError),
 ]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
-from tilevm.errors import KernelTypeError, KernelValueError
+from tilevm.errors import KernelTypeError, KernelValueError, ShapeError
 from tilevm.frontend.builder import (
     ARITH,
     BITWISE,
@@ -550,8 +550,24 @@ def _offsets(b: Builder, offsets: Any, rank: int, what: str) -> list:
     return [b.scalar_index(o, f"{what} offset") for o in offsets]
 
 
+# More shared memory than any target gives one block (H100/H200: 227 KiB; the OpenCL CPU
+# device: 256 KiB). Each target checks its own limit when the kernel is lowered; this bound
+# stops a tile no device could hold before anything (the interpreter too) allocates it.
+MAX_SHARED_BYTES = 256 * 1024
+
+
 def shared(b: Builder, shape: Any, dtype: DataType, layout: Any) -> Var:
     shape = _static_shape(b, shape, "tv.shared shape")
+    nbytes = math.prod(shape) * max(dtype.bits, 8) // 8  # shared memory keeps a byte each
+    if nbytes > MAX_SHARED_BYTES:
+        raise ShapeError(
+            f"tv.shared of {list(shape)} {dtype} needs {nbytes} bytes",
+            expected=f"at most {MAX_SHARED_BYTES} bytes (no target gives a block more)",
+            found=f"{nbytes} bytes",
+            hint="use a smaller tile or fewer pipeline stages",
+            location=b.loc,
+            code="shared-memory",
+        )
     # by default rows are swizzled in 16-byte chunks: column walks stay free of bank conflicts
     layout = layout if layout is not None else swizzled_row_major(shape, dtype.bits)
     if not isinstance(layout, SharedLayout) or layout.shape != shape:

@@ -12,6 +12,8 @@ import ast
 import builtins
 from typing import Any
 
+import numpy as np
+
 from tilevm import dtypes as dts
 from tilevm import language as lang
 from tilevm.dtypes import DataType
@@ -272,7 +274,11 @@ class Translator(ExpressionTranslator):
                 code="range-step",
             )
         if fn is lang.static_range:
-            if ops.is_runtime(start, stop, step):
+            compile_time_ints = all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                for v in (start, stop, step)
+            )
+            if not compile_time_ints:
                 raise CompileError(
                     "tv.static_range needs compile-time bounds",
                     expected="ints",
