@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -145,11 +146,16 @@ class CudaBackend(Backend):
         # holds every tensor's device, and a kernel's tensors share one)
         first = next((pos for kind, pos, _, _ in plan if kind == "tensor"), None)
 
+        # one parameter buffer per entry: threads launching it at once take turns, or one
+        # could overwrite the buffer between another's packing and its launch
+        lock = threading.Lock()
+
         def run(values: list, reads: list, grid: tuple[int, int, int]) -> bool:
-            if not pack(values, reads):
-                return False
-            stream = stream_of(values[first].get_device() if first is not None else None)
-            launch(grid, block, shared, stream, pointers)
+            with lock:
+                if not pack(values, reads):
+                    return False
+                stream = stream_of(values[first].get_device() if first is not None else None)
+                launch(grid, block, shared, stream, pointers)
             return True
 
         return Entry(plan, scalars, run)

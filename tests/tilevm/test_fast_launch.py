@@ -156,3 +156,33 @@ def test_the_generated_probe_makes_the_general_probes_key(monkeypatch, seed: int
         unhashable = list(values)
         unhashable[kinds.index("constexpr")] = [1, 2]
         assert fast.probe(unhashable, 4, "auto") is None
+
+
+@gpu
+def test_threads_launching_one_kernel_each_get_their_own_parameters(rng) -> None:
+    import threading
+
+    n = 4096
+    axpy[n // 256,](*(torch.ones(n, device="cuda") for _ in range(3)), 1.0, n, BLOCK=256)
+    inputs = [(torch.from_numpy(rng.random(n).astype(np.float32)).cuda(), float(a))
+              for a in range(1, 9)]  # fmt: skip
+    outs = [torch.full((n,), float("nan"), device="cuda") for _ in inputs]
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            x, a = inputs[k]
+            for _ in range(200):  # the repeat path, from eight threads at once
+                axpy[n // 256,](x, x, outs[k], a, n, BLOCK=256)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    torch.cuda.synchronize()
+    assert not errors
+    for (x, a), out in zip(inputs, outs):
+        torch.testing.assert_close(out, (a + 1) * x)

@@ -261,8 +261,9 @@ class ParamPacker:
     scalar values and what ``FastPath.probe`` read from its tensors (address, shape, strides)
     with one ``struct.pack_into``, generated for the plan; it returns False when a scalar does
     not fit its dtype (struct refuses an integer out of range or a finite float that overflows
-    f32), and the full path then raises the error. The buffer is reused: the launch that reads
-    it must not release the GIL before the driver has copied the parameters."""
+    f32), and the full path then raises the error. The buffer is reused: a caller holds one
+    lock from packing until the driver has copied the parameters (and the launch must not
+    release the GIL in between either)."""
 
     def __init__(self, plan: Sequence[tuple[str, int, int, int]], scalars: dict[int, DataType]):
         fmt, values = ["="], []
