@@ -277,3 +277,19 @@ def test_a_second_name_for_a_value(device: str, rng) -> None:
     out = np.full(32, np.nan, np.float32)
     _alias[1,](x, out, device=device)
     np.testing.assert_allclose(out, 3 * x, rtol=1e-6)
+
+
+@tv.kernel
+def _times_huge(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32]):
+    tv.store(out, tv.load(x, [0], [32]) * 1e300, [0])
+
+
+def test_the_interpreter_overflows_to_inf_without_warnings(rng) -> None:
+    import warnings
+
+    x = rng.random(32).astype(np.float32) + 0.5
+    out = np.full(32, np.nan, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" reached users
+        _times_huge[1,](x, out, device="interp")
+    np.testing.assert_array_equal(out, np.full(32, np.inf, np.float32))

@@ -22,7 +22,8 @@ def compute_type(dtype: DataType) -> np.dtype:
 
 
 def as_compute(values: np.ndarray, dtype: DataType) -> np.ndarray:
-    return np.asarray(values).astype(compute_type(dtype), copy=False)
+    with np.errstate(over="ignore"):  # a float past f32's range is inf there, as on devices
+        return np.asarray(values).astype(compute_type(dtype), copy=False)
 
 
 def binary(op: str, a: np.ndarray, b: np.ndarray, dtype: DataType) -> np.ndarray:
