@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from tilevm.backends.cuda import driver, nvrtc
-from tilevm.backends.cuda.renderer import CudaRenderer
 from tilevm.backends.cuda.runtime import (
     NVRTC_OPTIONS,
     CompiledKernel,
@@ -87,6 +86,8 @@ class CudaBackend(Backend):
         return driver.device_info(0).arch_for_compile if driver.available() else DEFAULT_ARCH
 
     def render(self, lowered: Lowered, target: Target) -> str:
+        from tilevm.backends.cuda.renderer import CudaRenderer  # not imported to launch
+
         return CudaRenderer().render(lowered.thread)
 
     def build(self, ir: KernelIR, lowered: Lowered, target: Target, spec: str) -> CompiledKernel:

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tilevm.backends.cuda import disasm, driver, nvrtc
-from tilevm.backends.cuda.renderer import CudaRenderer
+from tilevm.backends.cuda import driver, nvrtc
 from tilevm.dtypes import DataType
 from tilevm.ir.nodes import KernelIR
 from tilevm.lowering.pipeline import Lowered
@@ -38,12 +37,17 @@ class CompiledKernel(LaunchShape):
     _function: Any = field(default=None, repr=False)
 
     def sass(self) -> str:
+        from tilevm.backends.cuda import disasm  # only to read the code
+
         return disasm.sass(self.binary)
 
 
 def build_cuda(
     ir: KernelIR, lowered: Lowered, arch: str, cache: DiskCache | None = None
 ) -> CompiledKernel:
+    # imported here: a kernel restored from the program cache launches without rendering
+    from tilevm.backends.cuda.renderer import CudaRenderer
+
     source = CudaRenderer().render(lowered.thread)
     cache = cache or DiskCache()
     key = cache.key(source, " ".join(NVRTC_OPTIONS), arch, nvrtc.compiler_fingerprint(), version())
