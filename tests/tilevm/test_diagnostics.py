@@ -45,7 +45,9 @@ CASES = [
     (bad.wrong_builtin_args, (F32,), {}, tv.KernelTypeError, "type", TypeError),
     # checked while running: the interpreter is the executor that checks every access
     (bad.false_assumption, (F32, 20), INTERP, tv.TilevmError, "runtime", RuntimeError),
-    (bad.shared_out_of_bounds, (F32,), INTERP, tv.TilevmError, "runtime", RuntimeError),
+    # a compile-time offset past the shared tile: an error when it compiles, on every device
+    # (the interpreter caught it at run time; the CPU read past its workspace and crashed)
+    (bad.shared_out_of_bounds, (F32,), {}, tv.ShapeError, "shape", ValueError),
     (bad.slice_subscript, (F32,), {}, tv.UnsupportedSyntaxError, "unsupported-syntax", SyntaxError),
     (bad.runtime_python_call, (F32,), {}, tv.CompileError, "call", None),
     (bad.pipelined_range, (F32,), {}, tv.CompileError, "unsupported-option", None),

@@ -25,7 +25,7 @@ from tilevm.frontend.builder import (
     describe,
 )
 from tilevm.ir.math import FLOAT_MATH, float_math
-from tilevm.ir.nodes import Var
+from tilevm.ir.nodes import Literal, Var
 from tilevm.ir.types import ATOMIC_ADD_DTYPES, ScalarType, SharedType, TileType
 from tilevm.layouts import RegisterLayout, SharedLayout, local, swizzled_row_major
 from tilevm.layouts.defaults import default_layout
@@ -588,6 +588,7 @@ def load_shared(b: Builder, smem: Any, offsets: Any, shape: Any) -> Var:
     _check_trailing(b, shape, smem, "tv.load_shared")
     offsets = [0] * rank if offsets is None else offsets
     offs = _offsets(b, offsets, rank, "tv.load_shared")
+    _check_inside(b, offs, shape, smem, "tv.load_shared")
     return b.instr("load_shared", TileType(smem.type.dtype, shape), [smem, *offs], name=smem.name)
 
 
@@ -601,6 +602,21 @@ def _check_trailing(b: Builder, shape: Sequence[int], smem: Var, what: str) -> N
         )
 
 
+def _check_inside(b: Builder, offsets: Sequence[Any], shape: Sequence[int], smem: Var, what: str):
+    """Shared accesses have no bounds checks at run time (shared memory is the block's own, its
+    tiles fixed when it compiles): offsets known when it compiles must keep the tile inside."""
+    full = smem.type.shape
+    lead = len(full) - len(shape)
+    for d, (off, n) in enumerate(zip(offsets, full)):
+        size = 1 if d < lead else shape[d - lead]
+        if isinstance(off, Literal) and not 0 <= int(off.value) <= n - size:
+            raise b.shape_error(
+                f"{what} at offset {int(off.value)} of dimension {d} leaves the shared tile",
+                expected=f"an offset in [0, {n - size}] ({size} of {n} elements from it)",
+                found=str(int(off.value)),
+            )
+
+
 def store_shared(b: Builder, smem: Any, value: Any, offsets: Any) -> None:
     smem = b.require_shared(smem, "tv.store_shared")
     value = b.require_tile(value, "tv.store_shared")
@@ -611,6 +627,7 @@ def store_shared(b: Builder, smem: Any, value: Any, offsets: Any) -> None:
     _check_trailing(b, value.type.shape, smem, "tv.store_shared")
     rank = len(smem.type.shape)
     offs = _offsets(b, [0] * rank if offsets is None else offsets, rank, "tv.store_shared")
+    _check_inside(b, offs, value.type.shape, smem, "tv.store_shared")
     b.instr("store_shared", None, [smem, value, *offs])
 
 
