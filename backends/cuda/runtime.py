@@ -59,18 +59,10 @@ def build_cuda(
     return CompiledKernel(ir.name, arch, source, binary, lowered.thread, lowered, cached)
 
 
-def current_stream(torch: Any) -> int:
-    """torch's current stream as a raw handle (its private accessor skips building a Stream
-    object, a few microseconds per launch)."""
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw is not None:
-        return raw(torch.cuda.current_device())
-    return torch.cuda.current_stream().cuda_stream
-
-
 def raw_stream_reader(torch: Any) -> Callable[[int | None], int]:
     """``stream(device_index)``: torch's current stream on a device as a raw handle (the
-    current device's for None), by the cheapest accessor this torch has."""
+    current device's for None), by the cheapest accessor this torch has (its private one
+    skips building a Stream object, a few microseconds per launch)."""
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     if raw is None:
         return lambda index: torch.cuda.current_stream(index).cuda_stream
@@ -89,7 +81,7 @@ def launch_cuda(
         compiled._function = driver.Module(compiled.binary, device).function(compiled.name)
     args = pointer_args(compiled.thread, tensors, scalars)
     torch = sys.modules.get("torch")
-    stream = current_stream(torch) if torch is not None else 0
+    stream = raw_stream_reader(torch)(None) if torch is not None else 0
     compiled._function.launch(
         grid, (compiled.num_threads, 1, 1), compiled.shared_bytes, args, stream
     )
