@@ -59,11 +59,11 @@ def raw_launch_us(kernel, key, bound, reads) -> None:
     entry = kernel._fast.find(key, bound)
     built = next(_builds(kernel._binaries))
     packer = ParamPacker(entry.plan, entry.scalars)
-    stream_of = raw_stream_reader(torch)
+    stream_of = raw_stream_reader(torch, 0)
     print(f"  pack: {per_call_us(lambda: packer.pack(bound, reads)):.2f} us")
-    print(f"  stream: {per_call_us(lambda: stream_of(0)):.2f} us")
+    print(f"  stream: {per_call_us(lambda: stream_of()):.2f} us")
     launch = driver.raw_launcher(built._function)
-    stream = stream_of(0)
+    stream = stream_of()
     block = (built.num_threads, 1, 1)
     pointers = packer.pointers
     print(f"  raw_launcher call: "
@@ -102,8 +102,8 @@ def main() -> None:
     print(f"  bind: {per_call_us(lambda: fast.bind(args, kwargs)):.2f} us")
     print(f"  probe (the key): {per_call_us(lambda: fast.probe(bound, 4, 'auto')):.2f} us")
     print(f"  find: {per_call_us(lambda: fast.find(key, bound)):.2f} us")
-    print(f"  launch (guards, pack, stream, cuLaunchKernel): "
-          f"{per_call_us(lambda: fast.launch(entry, bound, reads, (4, 1, 1))):.2f} us")
+    print(f"  entry.run (pack, stream, cuLaunchKernel): "
+          f"{per_call_us(lambda: entry.run(bound, reads, (4, 1, 1))):.2f} us")
     print(f"torch.add: {per_call_us(lambda: torch.add(x, y, out=out)):.2f} us")
     raw_launch_us(vector_add, key, bound, reads)
     if "--cprofile" in sys.argv:

@@ -294,18 +294,15 @@ class Launcher:
     def __init__(self, kernel: Kernel, grid: tuple[int, int, int]) -> None:
         self.kernel = kernel
         self.grid = grid
-        self.grid_size = grid[0] * grid[1] * grid[2]  # 0: an empty grid launches nothing
 
     def __call__(
         self, *args: Any, warps: int | None = None, device: str | None = None, **kwargs: Any
     ) -> None:
         warps = self.kernel.default_warps if warps is None else _check_warps(warps)
-        fast = self.kernel._fast
-        bound = fast.bind(args, kwargs)
-        probe = fast.probe(bound, warps, device or "auto") if bound is not None else None
-        entry = fast.find(probe[0], bound) if probe is not None else None
-        if entry is not None and self.grid_size and fast.launch(entry, bound, probe[1], self.grid):
+        missed = self.kernel._fast.repeat(args, kwargs, warps, device or "auto", self.grid)
+        if missed is None:
             return
+        bound, probe = missed
         try:
             self._full_launch(args, kwargs, warps, device, bound, probe)
         except TilevmError as exc:  # the user's call and the message, not the compiler's frames

@@ -5,7 +5,6 @@ objects in CUDA memory."""
 from __future__ import annotations
 
 import functools
-import importlib
 import sys
 import threading
 from collections.abc import Callable
@@ -142,10 +141,10 @@ class CudaBackend(Backend):
         pack, pointers = packer.pack, packer.pointers
         launch = driver.raw_launcher(built._function)
         block, shared = (built.num_threads, 1, 1), built.shared_bytes
-        stream_of = raw_stream_reader(sys.modules["torch"])
-        # the launch's stream: torch's current stream on the first tensor's device (the key
-        # holds every tensor's device, and a kernel's tensors share one)
-        first = next((pos for kind, pos, _, _ in plan if kind == "tensor"), None)
+        # the launch's stream: torch's current stream on the device the module was loaded on
+        # (the entry's key holds every tensor's device, and the full path loaded the module
+        # on theirs), read on each launch since the caller may switch streams
+        stream_of = raw_stream_reader(sys.modules["torch"], built._function.module.device)
 
         # one parameter buffer per entry: threads launching it at once take turns, or one
         # could overwrite the buffer between another's packing and its launch
@@ -155,8 +154,7 @@ class CudaBackend(Backend):
             with lock:
                 if not pack(values, reads):
                     return False
-                stream = stream_of(values[first].get_device() if first is not None else None)
-                launch(grid, block, shared, stream, pointers)
+                launch(grid, block, shared, stream_of(), pointers)
             return True
 
         return Entry(plan, scalars, run)
@@ -192,9 +190,7 @@ def _fingerprint(device: str) -> str:
 
 def _driver_version() -> str:
     try:
-        bindings = importlib.import_module("cuda.bindings.driver")
-        _, found = bindings.cuDriverGetVersion()
-        return str(int(found))
+        return str(driver.driver_version())
     except Exception:  # the name and capability still tell GPUs apart
         return "unknown"
 

@@ -7,6 +7,7 @@ tilevm's version, so a new process loads a cached binary without compiling.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,15 +60,17 @@ def build_cuda(
     return CompiledKernel(ir.name, arch, source, binary, lowered.thread, lowered, cached)
 
 
-def raw_stream_reader(torch: Any) -> Callable[[int | None], int]:
-    """``stream(device_index)``: torch's current stream on a device as a raw handle (the
-    current device's for None), by the cheapest accessor this torch has (its private one
-    skips building a Stream object, a few microseconds per launch)."""
+def raw_stream_reader(torch: Any, index: int | None = None) -> Callable[[], int]:
+    """``stream()``: torch's current stream on device ``index`` (the current device's for
+    None) as a raw handle, by the cheapest accessor this torch has (its private one skips
+    building a Stream object, a few microseconds per launch)."""
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     if raw is None:
-        return lambda index: torch.cuda.current_stream(index).cuda_stream
-    current = torch.cuda.current_device
-    return lambda index: raw(current() if index is None else index)
+        return lambda: torch.cuda.current_stream(index).cuda_stream
+    if index is None:
+        current = torch.cuda.current_device
+        return lambda: raw(current())
+    return functools.partial(raw, index)
 
 
 def launch_cuda(
@@ -81,7 +84,7 @@ def launch_cuda(
         compiled._function = driver.Module(compiled.binary, device).function(compiled.name)
     args = pointer_args(compiled.thread, tensors, scalars)
     torch = sys.modules.get("torch")
-    stream = raw_stream_reader(torch)(None) if torch is not None else 0
+    stream = raw_stream_reader(torch)() if torch is not None else 0
     compiled._function.launch(
         grid, (compiled.num_threads, 1, 1), compiled.shared_bytes, args, stream
     )

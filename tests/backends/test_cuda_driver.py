@@ -37,43 +37,38 @@ def test_without_a_device_the_error_is_clean() -> None:
         driver.synchronize()
 
 
-def test_missing_cuda_python_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "cuda.bindings", None)  # importing it now fails
-    assert driver._initialize() == "cuda-python is not installed"
+def test_a_missing_driver_library_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver, "_library", None)
+    monkeypatch.setattr(driver, "_LIBCUDA", "libcuda-that-is-not-there.so.1")
+    assert driver._initialize() == "the CUDA driver library cannot be loaded (OSError)"
+
+
+def test_launching_needs_no_cuda_python() -> None:
+    """The driver layer is libcuda through ctypes: importing it, and asking whether CUDA is
+    there, imports none of cuda-python (whose import is most of a cached kernel's start)."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from tilevm.backends.cuda import driver\n"
+        "driver.available()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cuda')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # --- on a GPU ------------------------------------------------------------------------------
 
 
-class _DeviceBuffer:
+class _DeviceBuffer(driver.DeviceBuffer):
     """Device memory through the driver API, so GPU tests need no torch."""
 
-    def __init__(self, nbytes: int) -> None:
-        from cuda.bindings import driver as cu
-
-        driver._activate(0)
-        (self.ptr,) = driver._check(cu.cuMemAlloc(nbytes), "cuMemAlloc")
-        self.nbytes = nbytes
-
-    def write(self, array: np.ndarray) -> None:
-        from cuda.bindings import driver as cu
-
-        driver._check(cu.cuMemcpyHtoD(self.ptr, array.ctypes.data, array.nbytes), "cuMemcpyHtoD")
-
     def read(self, dtype: type, count: int) -> np.ndarray:
-        from cuda.bindings import driver as cu
-
-        out = np.empty(count, dtype)
-        driver._check(cu.cuMemcpyDtoH(out.ctypes.data, self.ptr, out.nbytes), "cuMemcpyDtoH")
-        return out
+        return self.read_into(np.empty(count, dtype))
 
     def arg(self) -> ctypes.c_void_p:
-        return ctypes.c_void_p(int(self.ptr))
-
-    def free(self) -> None:
-        from cuda.bindings import driver as cu
-
-        driver._check(cu.cuMemFree(self.ptr), "cuMemFree")
+        return ctypes.c_void_p(self.address)
 
 
 @pytest.mark.gpu
