@@ -47,6 +47,7 @@ from tilevm.runtime.backend import Backend
 from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import FastPath
+from tilevm.runtime.launches import COUNT as LAUNCHES
 from tilevm.runtime.programs import Ready
 from tilevm.runtime.variants import Translation, holding, remember
 
@@ -305,6 +306,7 @@ class Launcher:
         probe = fast.probe(bound, warps, device or "auto") if bound is not None else None
         entry = fast.find(probe[0], bound) if probe is not None else None
         if entry is not None and self.grid_size and fast.launch(entry, bound, probe[1], self.grid):
+            LAUNCHES[0] += 1
             return
         try:
             self._full_launch(args, kwargs, warps, device, bound, probe)
@@ -346,6 +348,7 @@ class Launcher:
         else:
             built = translation.ir
         backend.launch(built, self.grid, tensors, scalars, device)
+        LAUNCHES[0] += 1
         if probe is not None:
             positions = {name: i for i, name in enumerate(fast.names)}
             entry = backend.fast_entry(built, positions, specs, tensors)
