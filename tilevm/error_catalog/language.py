@@ -1,0 +1,7 @@
+"""Catalogue entries."""
+
+from __future__ import annotations
+
+from tilevm.error_catalog.entry import Entry
+
+ENTRIES: list[Entry] = []
