@@ -12,13 +12,16 @@ from typing import Any
 
 from tilevm.error_catalog import CATALOG, Entry
 
+PRELUDE = "import numpy as np\nimport tilevm as tv\n"  # what every example assumes
+
 
 def render(entry: Entry) -> str:
     lines = [f"error[{entry.code}]: {entry.title}", ""]
     lines += textwrap.wrap(entry.meaning, 92) + [""]
     if entry.example is not None:
         lines += ["Example that raises it:", ""]
-        lines += ["    " + line if line else "" for line in entry.example.strip("\n").splitlines()]
+        program = PRELUDE + entry.example.strip("\n")
+        lines += ["    " + line if line else "" for line in program.splitlines()]
         lines.append("")
     else:
         lines += textwrap.wrap(f"No example: {entry.why_no_example}", 92) + [""]
