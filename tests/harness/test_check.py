@@ -127,7 +127,8 @@ def test_inputs_of_a_subclass_are_a_problem_error(capsys, tmp_path):
     path.write_text("from tests.harness.problems.honest import *\nimport numpy as np\n"
                     "class Sub(np.ndarray): pass\n"
                     "def make_inputs(shape, device, rng):\n"
-                    "    return (rng.standard_normal(shape).astype(np.float32).view(Sub),)\n")  # fmt: skip
+                    "    x = rng.standard_normal(shape).astype(np.float32)\n"
+                    "    return (x.view(Sub),)\n")  # fmt: skip
     status, report = harness(capsys, "check", str(path), *CPU)
     assert status == 1 and failure_codes(report) == {"problem-error"}
     assert "problem-inputs" in report["cases"][0]["failures"][0]["message"]

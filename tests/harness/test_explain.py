@@ -7,7 +7,6 @@ import pathlib
 import re
 import runpy
 
-import numpy as np
 import pytest
 
 import tilevm as tv
@@ -82,5 +81,3 @@ def test_explain_lists_every_code(capsys):
 def test_an_unknown_code_suggests_close_ones(capsys):
     assert main(["explain", "register-budgit"]) == 2
     assert "register-budget" in capsys.readouterr().err
-
-

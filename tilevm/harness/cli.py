@@ -24,8 +24,8 @@ def add_commands(commands: Any) -> None:
     """Add ``check`` and ``bench`` to an argparse sub-parser collection."""
     check = commands.add_parser("check", help="verify a problem's solution on every device")
     _common(check)
-    check.add_argument("--calls", type=int, default=CALLS,
-                       help=f"calls per device and shape, each on fresh inputs ({CALLS})")  # fmt: skip
+    calls = f"calls per device and shape, each on fresh inputs ({CALLS})"
+    check.add_argument("--calls", type=int, default=CALLS, help=calls)
     check.set_defaults(handler=main_check)
     bench = commands.add_parser("bench", help="time a problem's solution, verifying each call")
     _common(bench)
@@ -37,8 +37,8 @@ def add_commands(commands: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("problem", help="the problem module (a .py file)")
     parser.add_argument("--solution", help="take solution() from this file instead")
-    parser.add_argument("--device", action="append", dest="devices",
-                        help="run on this device (repeatable; default: every device here)")  # fmt: skip
+    where = "run on this device (repeatable; default: every device here)"
+    parser.add_argument("--device", action="append", dest="devices", help=where)
     parser.add_argument("--seed", type=int, help="replay a run's inputs (default: a new seed)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 

@@ -13,8 +13,6 @@ import importlib
 import time
 from typing import Any
 
-import numpy as np
-
 from tilevm.runtime import launches
 
 # (module, dotted attribute) pairs: the clocks of the standard library, numpy's functions the

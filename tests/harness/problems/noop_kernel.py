@@ -1,6 +1,5 @@
 """Cheats: launches a kernel that writes nothing into the given (poisoned) output."""
 
-import tilevm as tv
 from tests.harness.problems.base import SHAPES, make_inputs, nothing, reference  # noqa: F401
 
 
