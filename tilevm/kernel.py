@@ -47,6 +47,7 @@ from tilevm.runtime.backend import Backend
 from tilevm.runtime.build import facts_of
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import FastPath
+from tilevm.runtime.launches import COUNT as LAUNCHES
 from tilevm.runtime.programs import Ready
 from tilevm.runtime.variants import Translation, holding, remember
 
@@ -301,6 +302,7 @@ class Launcher:
         warps = self.kernel.default_warps if warps is None else _check_warps(warps)
         missed = self.kernel._fast.repeat(args, kwargs, warps, device or "auto", self.grid)
         if missed is None:
+            LAUNCHES[0] += 1
             return
         bound, probe = missed
         try:
@@ -343,6 +345,7 @@ class Launcher:
         else:
             built = translation.ir
         backend.launch(built, self.grid, tensors, scalars, device)
+        LAUNCHES[0] += 1
         if probe is not None:
             positions = {name: i for i, name in enumerate(fast.names)}
             entry = backend.fast_entry(built, positions, specs, tensors)

@@ -1,0 +1,9 @@
+"""Cheats: returns float16 where the reference gives float32."""
+
+import numpy as np
+
+from tests.harness.problems.base import SHAPES, launch, make_inputs, reference  # noqa: F401
+
+
+def solution(x, device):
+    return launch(x, np.empty_like(x), device).astype(np.float16)
