@@ -1,4 +1,4 @@
-"""Dense GEMM, ``C = A @ B``, for f16/bf16 inputs with f32 accumulation.
+"""Dense GEMM, ``C = epilogue(A @ B + bias)``, for f16/bf16 inputs with f32 accumulation.
 
 One kernel, written in the tile language: each block owns a ``BM x BN`` tile of C and walks K in
 ``BK``-wide steps through a ring of ``STAGES`` shared-memory buffers filled by asynchronous copies
@@ -7,6 +7,10 @@ Nothing in it names a matrix instruction: the dot's accumulator layout is chosen
 from the target's atoms (``mma.sync`` on NVIDIA), and the shared loads feed the atoms' fragments
 (``ldmatrix``) because their layouts divide. Edges of M, N and K are handled by the copies'
 zero fill and the store's mask, so any shape works.
+
+The epilogue runs on the block's f32 accumulator before the one rounding to C's dtype: an
+optional ``bias`` row (length N, added to every row) and an optional ``@tv.func`` applied
+elementwise (an activation), so ``gelu(a @ b + bias)`` costs no extra pass over C.
 
 Operands may be row- or column-major: a column-major A is passed as its (row-major) transpose and
 read through ``tv.transpose`` of a ``[BK, BM]`` shared tile; likewise B.
@@ -34,6 +38,7 @@ def gemm_kernel(
     a: tv.Tensor,
     b: tv.Tensor,
     c: tv.Tensor,
+    bias: tv.Tensor,  # read only when HAS_BIAS
     BM: tv.constexpr,
     BN: tv.constexpr,
     BK: tv.constexpr,
@@ -41,6 +46,8 @@ def gemm_kernel(
     GROUP_M: tv.constexpr,
     A_T: tv.constexpr,
     B_T: tv.constexpr,
+    HAS_BIAS: tv.constexpr = False,
+    EPILOGUE: tv.constexpr = None,  # a @tv.func of the f32 tile, or None
 ):
     M = c.shape[0]
     N = c.shape[1]
@@ -80,6 +87,10 @@ def gemm_kernel(
             y = tv.load_shared(b_ring, [stage, 0, 0], [BK, BN])
         acc = tv.dot(x, y, acc)
     tv.wait_async(0)
+    if HAS_BIAS:
+        acc = acc + tv.reshape(tv.load(bias, [n0], [BN]).to(tv.f32), [1, BN])
+    if EPILOGUE is not None:
+        acc = EPILOGUE(acc)
     tv.store(c, acc.to(c.dtype), [m0, n0])
 
 
@@ -196,9 +207,17 @@ SUPPORTED = ("float16", "bfloat16")
 
 
 @entry_point
-def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None, **launch) -> Any:
-    """``a @ b`` for 2-D f16/bf16 arrays (torch tensors on a GPU, or numpy arrays), f32
-    accumulation, the result in ``out`` (default: a new array of ``a``'s dtype).
+def matmul(
+    a: Any, b: Any, out: Any = None, *, bias: Any = None, epilogue: Any = None,
+    config: GemmConfig | None = None, **launch: Any,
+) -> Any:  # fmt: skip
+    """``epilogue(a @ b + bias)`` for 2-D f16/bf16 arrays (torch tensors on a GPU, or numpy
+    arrays), f32 accumulation, the result in ``out`` (default: a new array of ``a``'s dtype).
+
+    ``bias`` (optional): a 1-D float array of length N, added to every row in f32.
+    ``epilogue`` (optional): a ``@tv.func`` of one f32 tile returning a tile of its shape,
+    applied elementwise before the result is rounded to ``out``'s dtype, e.g.
+    ``@tv.func def relu(x): return tv.maximum(x, 0.0)``.
 
     Row- and column-major operands are both read in place. The tile configuration is
     autotuned unless ``config`` names one. ``launch`` goes to the kernel launch (``device=``).
@@ -215,27 +234,48 @@ def matmul(a: Any, b: Any, out: Any = None, *, config: GemmConfig | None = None,
             found=str(list(out.shape)),
             hint="pass out=None to allocate the result",
         )
+    _check_epilogue(bias, epilogue, n)
+    extra = {"HAS_BIAS": bias is not None, "EPILOGUE": epilogue}
+    bias_arg = bias if bias is not None else out  # a tensor parameter the kernel never reads
     a_arg, a_t = _row_major(a)
     b_arg, b_t = _row_major(b)
     if config is None:
         grid = lambda meta: (_tiles(m, n, meta["BM"], meta["BN"]),)  # noqa: E731
-        gemm_tuned[grid](a_arg, b_arg, out, A_T=a_t, B_T=b_t, **launch)
+        gemm_tuned[grid](a_arg, b_arg, out, bias_arg, A_T=a_t, B_T=b_t, **extra, **launch)
         return out
     gemm_kernel[_tiles(m, n, config.BM, config.BN),](
-        a_arg, b_arg, out,
+        a_arg, b_arg, out, bias_arg,
         BM=config.BM, BN=config.BN, BK=config.BK, STAGES=config.STAGES, GROUP_M=config.GROUP_M,
-        A_T=a_t, B_T=b_t, warps=config.warps, **launch,
+        A_T=a_t, B_T=b_t, warps=config.warps, **extra, **launch,
     )  # fmt: skip
     return out
+
+
+def _check_epilogue(bias: Any, epilogue: Any, n: int) -> None:
+    if bias is not None and (len(bias.shape) != 1 or bias.shape[0] != n):
+        raise tv.LaunchError(
+            "matmul bias shape",
+            expected=f"a 1-D array of length N = {n}",
+            found=str(list(bias.shape)),
+            hint="one value per output column; pass bias=None for none",
+        )
+    if epilogue is not None and not isinstance(epilogue, tv.Func):
+        raise tv.LaunchTypeError(
+            "matmul epilogue must be a @tv.func",
+            expected="a @tv.func of one f32 tile, e.g. def relu(x): return tv.maximum(x, 0.0)",
+            found=type(epilogue).__name__,
+            hint="decorate the function with @tv.func",
+        )
 
 
 def _tiles(m: int, n: int, bm: int, bn: int) -> int:
     return -(-m // bm) * -(-n // bn)
 
 
-def reference(a: Any, b: Any) -> np.ndarray:
-    """``a @ b`` in float64 on the host."""
-    return to_host(a).astype(np.float64) @ to_host(b).astype(np.float64)
+def reference(a: Any, b: Any, bias: Any = None) -> np.ndarray:
+    """``a @ b (+ bias)`` in float64 on the host."""
+    product = to_host(a).astype(np.float64) @ to_host(b).astype(np.float64)
+    return product if bias is None else product + to_host(bias).astype(np.float64)
 
 
 def _check(a: Any, b: Any) -> None:

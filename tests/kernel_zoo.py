@@ -64,13 +64,16 @@ def _gemm_calls() -> Iterator[Call]:
             consts = dict(BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES,
                           GROUP_M=cfg.GROUP_M, warps=cfg.warps)  # fmt: skip
             a, b, c = np.zeros((m, k), dt), np.zeros((k, n), dt), np.zeros((m, n), dt)
-            yield (f"gemm_{name}_{config}", gemm_kernel, (a, b, c),
-                   {**consts, "A_T": False, "B_T": False})  # fmt: skip
+            # the large configuration with the bias epilogue, the small one without
+            bias = np.zeros(n, np.float32) if config == "large" else c
+            yield (f"gemm_{name}_{config}", gemm_kernel, (a, b, c, bias),
+                   {**consts, "A_T": False, "B_T": False, "HAS_BIAS": config == "large"})  # fmt: skip
         cfg = CONFIGS["narrow"]  # (skinny's rings need 80 KiB: more than AMD's 64)
         consts = dict(BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES, GROUP_M=cfg.GROUP_M,
                       warps=cfg.warps)  # fmt: skip
         a_t, b_t = np.zeros((k, 32), dt), np.zeros((n, k), dt)  # column-major operands
-        yield (f"gemm_{name}_narrow_transposed", gemm_kernel, (a_t, b_t, np.zeros((32, n), dt)),
+        c = np.zeros((32, n), dt)
+        yield (f"gemm_{name}_narrow_transposed", gemm_kernel, (a_t, b_t, c, c),
                {**consts, "A_T": True, "B_T": True})  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from tilevm.errors import (
     ShapeError,
     UnsupportedSyntaxError,
 )
-from tilevm.kernel import Kernel, func, kernel
+from tilevm.kernel import Func, Kernel, func, kernel
 from tilevm.language import BUILTINS as _BUILTINS
 from tilevm.language import Tensor, constexpr
 from tilevm.layouts import LayoutDivisionError, LayoutError
@@ -64,6 +64,7 @@ __all__ = [
     "DeviceError",
     "InlineDepthError",
     "KernelValueError",
+    "Func",
     "Kernel",
     "KernelTypeError",
     "LaunchError",

@@ -1,6 +1,7 @@
 """``python -m tilevm explain CODE``: what an error code means, a minimal example that raises
-it and how to fix it; ``explain --list`` lists every code. The entries live in
-``tilevm/error_catalog.py``."""
+it and how to fix it; ``explain --list`` lists every code, ``explain --markdown`` prints them all
+as a table with their fixes (docs/agents.md holds it). The entries live in the
+``tilevm/error_catalog`` package."""
 
 from __future__ import annotations
 
@@ -35,16 +36,31 @@ def listing() -> str:
     return "\n".join(f"{code.ljust(width)}  {CATALOG[code].title}" for code in sorted(CATALOG))
 
 
+def markdown() -> str:
+    """Every code, what it means in a line and its fix, as a markdown table."""
+    rows = ["| code | what | fix |", "|---|---|---|"]
+    for code in sorted(CATALOG):
+        entry = CATALOG[code]
+        title, fix = (" ".join(text.split()).replace("|", "\\|") for text in (entry.title, entry.fix))
+        rows.append(f"| `{code}` | {title} | {fix} |")
+    return "\n".join(rows)
+
+
 def add_command(commands: Any) -> None:
     parser = commands.add_parser("explain", help="explain an error code (error[CODE])")
     parser.add_argument("code", nargs="?", help="the code, e.g. register-budget")
     parser.add_argument("--list", action="store_true", help="list every code")
+    parser.add_argument("--markdown", action="store_true",
+                        help="every code with its fix, as a markdown table")  # fmt: skip
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     if args.list:
         print(listing())
+        return 0
+    if args.markdown:
+        print(markdown())
         return 0
     code = (args.code or "").strip().removeprefix("error[").removesuffix("]")
     entry = CATALOG.get(code)

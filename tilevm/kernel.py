@@ -555,4 +555,4 @@ def _dump(ir: KernelIR, stage: str, index: int) -> None:
         (path / f"{ir.name}.{index}.{stage}.ir").write_text(print_kernel(ir) + "\n")
 
 
-__all__ = ["Kernel", "func", "kernel"]
+__all__ = ["Func", "Kernel", "func", "kernel"]

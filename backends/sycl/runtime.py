@@ -444,6 +444,10 @@ class _Staged:
             else:
                 data = dts.pack_codes(np.ascontiguousarray(codes), host.dtype.bits)
         self.nbytes = data.nbytes
+        # what was uploaded, so that only what the kernel changed is copied back: another
+        # argument may be the same array (or overlap it), and its unchanged copy must not
+        # overwrite what the kernel wrote through this one
+        self.before = data.copy() if isinstance(host.source, PackedArray) else host.codes.copy()
         self.memory = dpmem.MemoryUSMDevice(_padded(data.nbytes), queue=q)
         self.memory.copy_from_host(_pad(data))
         offset = self.first * host.dtype.bits // 8
@@ -455,10 +459,15 @@ class _Staged:
         raw = raw[: self.nbytes]
         host, source = self.host, self.host.source
         if isinstance(source, PackedArray):
+            changed = raw != self.before.reshape(-1).view(np.uint8)
+            if not changed.any():
+                return
             if isinstance(source.data, np.ndarray):
-                source.data.reshape(-1).view(np.uint8)[:] = raw
+                source.data.reshape(-1).view(np.uint8)[changed] = raw[changed]
             else:  # a torch CPU tensor of bytes
-                source.data.copy_(sys.modules["torch"].from_numpy(raw.copy()))
+                merged = source.data.cpu().numpy().reshape(-1).view(np.uint8).copy()
+                merged[changed] = raw[changed]
+                source.data.copy_(sys.modules["torch"].from_numpy(merged).view(source.data.shape))
             host.codes[...] = source.codes().reshape(host.codes.shape)
             return
         count = self.span_count or int(np.prod(host.shape))
@@ -473,8 +482,9 @@ class _Staged:
             )
         else:
             codes = flat.reshape(host.shape)
-        if not np.array_equal(codes, host.codes):  # inputs may be read-only
-            host.codes[...] = codes.astype(host.codes.dtype)
+        changed = codes != self.before
+        if changed.any():  # (inputs may be read-only: they are not written at all)
+            host.codes[changed] = codes[changed].astype(host.codes.dtype)
 
 
 class _UsmSlice:

@@ -204,7 +204,7 @@ def _gemm_source(arch: str, dtype: str, config: str) -> str:
     b = np.zeros((512, 256), DTYPES[dtype])
     c = np.zeros((256, 256), DTYPES[dtype])
     lowered = mm.gemm_kernel.lower(
-        amd_target(arch), a, b, c, BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES,
+        amd_target(arch), a, b, c, c, BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES,
         GROUP_M=cfg.GROUP_M, A_T=False, B_T=False, warps=cfg.warps,
     )  # fmt: skip
     return HipRenderer().render(lowered.thread)

@@ -199,7 +199,8 @@ def test_stdlib_gemm_matches_the_interpreter(sycl, rng, dtype) -> None:
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     grid = (tv.cdiv(m, cfg.BM) * tv.cdiv(n, cfg.BN),)
-    ref, ours = _both(gemm_kernel, grid, (a, b, np.empty((m, n), dtype)), (2,), **consts)
+    c = np.empty((m, n), dtype)
+    ref, ours = _both(gemm_kernel, grid, (a, b, c, c), (2,), **consts)
     # f32 sums (in an order that may differ), then one rounding to the 16-bit output: at most
     # one unit in the last place apart
     got, want = ours[2].astype(np.float32), ref[2].astype(np.float32)
@@ -350,3 +351,30 @@ def test_the_opencl_cpu_runtime_is_found_from_a_virtual_environment(sycl, monkey
     from tilevm.backends.sycl import shim
 
     assert (shim.sycl_prefix() / "include" / "sycl" / "sycl.hpp").exists()
+
+
+@tv.kernel
+def add_into(out: tv.Tensor, x: tv.Tensor, y: tv.Tensor, BLOCK: tv.constexpr):
+    start = tv.block_id(0) * BLOCK
+    tv.store(out, tv.load(x, [start], [BLOCK]) + tv.load(y, [start], [BLOCK]), [start])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.int4], ids=["f32", "i4"])
+def test_one_host_array_passed_twice_keeps_what_the_kernel_wrote(sycl, rng, dtype) -> None:
+    # Each host argument is staged in its own device buffer; copying back an argument the
+    # kernel did not change (staged after the output) used to overwrite what it wrote through another argument that is
+    # the same array (the output came back unwritten).
+    def fresh(n: int) -> np.ndarray:
+        if dtype == np.float32:
+            return rng.standard_normal(n).astype(dtype)
+        return rng.integers(-4, 4, n).astype(dtype)
+
+    n = 1000
+    x = fresh(n)
+    expected = x.astype(np.float64) * 2
+    add_into[tv.cdiv(n, 128),](x, x, x, BLOCK=128, device="sycl")  # in place, all three alias
+    np.testing.assert_array_equal(x.astype(np.float64), expected)
+    x, acc = fresh(n), fresh(n)
+    expected = (x.astype(np.float64) + acc.astype(np.float64)).astype(dtype)  # rounded once
+    add_into[tv.cdiv(n, 128),](acc, x, acc, BLOCK=128, device="sycl")  # acc += x
+    np.testing.assert_array_equal(acc, expected)

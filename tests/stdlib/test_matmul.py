@@ -47,7 +47,7 @@ def test_interpreter_takes_the_heuristic_config(rng) -> None:
     out = np.full((m, n), np.nan, np.float16)
     mm.matmul(a, b, out, device="interp")
     assert _rel(out, mm.reference(a, b)) < 2e-3
-    chosen = mm.gemm_tuned.best_config(a, b.T, out, A_T=False, B_T=True, device="interp")
+    chosen = mm.gemm_tuned.best_config(a, b.T, out, out, A_T=False, B_T=True, device="interp")
     assert chosen == mm.choose_config(m, n, k).to_config() == mm.CONFIGS["narrow"].to_config()
 
 
@@ -60,7 +60,7 @@ def test_untuned_skinny_matmul_fits_the_devices_shared_memory(rng, monkeypatch, 
     out = np.full((m, n), np.nan, np.float16)
     mm.matmul(a, b, out, device=device)
     assert _rel(out, mm.reference(a, b)) < 2e-3
-    chosen = mm.gemm_tuned.best_config(a, b, out, A_T=False, B_T=False, device=device)
+    chosen = mm.gemm_tuned.best_config(a, b, out, out, A_T=False, B_T=False, device=device)
     limit = tv.device_properties(device).shared_bytes_per_block
     assert chosen != mm.CONFIGS["skinny-k256"].to_config()
     assert mm.GemmConfig(*(chosen.constexprs[x] for x in ("BM", "BN", "BK", "STAGES")),
@@ -78,7 +78,7 @@ def test_tuned_matmul_on_the_cpu_matches_float64(rng, monkeypatch, tmp_path) -> 
     assert _rel(out, mm.reference(a, b)) < 2e-3
     timings = mm.gemm_tuned.timings
     assert set(timings) == {mm.CONFIGS["narrow"].to_config(), mm.CONFIGS["small"].to_config()}
-    best = mm.gemm_tuned.best_config(a.T, b, out, A_T=True, B_T=False, device="cpu")
+    best = mm.gemm_tuned.best_config(a.T, b, out, out, A_T=True, B_T=False, device="cpu")
     assert best == min(timings, key=timings.__getitem__)
 
 
@@ -135,7 +135,7 @@ def _sass(arch: str, dtype, cfg: mm.GemmConfig, a_t=False, b_t=False, k: int = 4
     b = np.zeros((256, k) if b_t else (k, 256), dtype)
     c = np.zeros((256, 256), dtype)
     kernel = mm.gemm_kernel.compile(
-        f"cuda:{arch}", a, b, c, BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES,
+        f"cuda:{arch}", a, b, c, c, BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, STAGES=cfg.STAGES,
         GROUP_M=cfg.GROUP_M, A_T=a_t, B_T=b_t, warps=cfg.warps,
     )  # fmt: skip
     return kernel.sass()
@@ -185,3 +185,37 @@ def test_bad_operands_are_clear_errors() -> None:
     strided = np.ones((8, 16), np.float16)[::2, ::2]
     with pytest.raises(tv.LaunchError, match="row- or column-major"):
         mm.matmul(strided, np.ones((8, 4), np.float16))
+
+
+@tv.func
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + tv.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+def _gelu_reference(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x**3)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_bias_and_activation(rng, device: str) -> None:
+    """``gelu(a @ b + bias)`` in one kernel: the bias row and the activation act on the f32
+    accumulator, and the result is rounded once, on every executor and odd shapes."""
+    m, n, k = (int(x) for x in rng.integers(17, 70, size=3))
+    a, b = _operands(rng, m, n, k, np.float16, a_cols=False, b_cols=True)
+    bias = rng.standard_normal(n).astype(np.float32)
+    out = np.full((m, n), np.nan, np.float16)
+    mm.matmul(a, b, out, bias=bias, epilogue=_gelu_tanh, config=mm.CONFIGS["small"],
+              device=device)  # fmt: skip
+    assert _rel(out, _gelu_reference(mm.reference(a, b, bias))) < 2e-3
+    plain = np.full((m, n), np.nan, np.float16)  # the same kernel without them is unchanged
+    mm.matmul(a, b, plain, config=mm.CONFIGS["small"], device=device)
+    assert _rel(plain, mm.reference(a, b)) < 2e-3
+
+
+def test_epilogue_errors(rng) -> None:
+    a, b = _operands(rng, 8, 8, 8, np.float16, a_cols=False, b_cols=False)
+    with pytest.raises(tv.LaunchError, match="bias shape") as info:
+        mm.matmul(a, b, bias=np.zeros(7, np.float32), device="interp")
+    assert "length N = 8" in str(info.value)
+    with pytest.raises(tv.LaunchTypeError, match="@tv.func"):
+        mm.matmul(a, b, epilogue=lambda x: x, device="interp")
