@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import KernelTypeError, KernelValueError, ShapeError
 from tilevm.frontend.builder import (
@@ -292,81 +291,6 @@ def annotate(b: Builder, x: Any, layout: RegisterLayout) -> Var:
     if x.type.layout == layout:
         return x
     return b.instr("annotate", TileType(x.type.dtype, x.type.shape, layout), [x], name=x.name)
-
-
-def reduce(b: Builder, op: str, x: Any, axis: Any, keepdims: bool) -> Any:
-    x = b.require_tile(x, f"tv.{op}")
-    shape = x.type.shape
-    axes = (
-        list(range(len(shape))) if axis is None else [axis] if isinstance(axis, int) else list(axis)
-    )
-    norm = []
-    for a in axes:
-        if not isinstance(a, int) or not -len(shape) <= a < len(shape):
-            raise b.shape_error(
-                f"bad axis for tv.{op}",
-                expected=f"an int in [-{len(shape)}, {len(shape)})",
-                found=repr(a),
-            )
-        norm.append(a % len(shape))
-    if keepdims:
-        out_shape = tuple(1 if d in norm else n for d, n in enumerate(shape))
-    else:
-        out_shape = tuple(n for d, n in enumerate(shape) if d not in norm)
-    out_type = ScalarType(x.type.dtype) if not out_shape else TileType(x.type.dtype, out_shape)
-    return b.instr(
-        "reduce", out_type, [x], name=op, op=op, axes=tuple(sorted(norm)), keepdims=keepdims
-    )
-
-
-def dot(b: Builder, a: Any, c: Any, acc: Any) -> Var:
-    a, c = b.require_tile(a, "tv.dot"), b.require_tile(c, "tv.dot")
-    shape = _dot_shape(b, a.type.shape, c.type.shape)
-    if a.type.dtype != c.type.dtype:
-        raise b.type_error(
-            "tv.dot operands differ in dtype",
-            expected="one dtype",
-            found=f"{a.type.dtype}, {c.type.dtype}",
-        )
-    if acc is None:
-        acc_dtype = dts.f32 if a.type.dtype.is_float else dts.i32
-        acc = full(b, shape, 0, acc_dtype)
-    acc = b.require_tile(acc, "tv.dot accumulator")
-    if acc.type.shape != shape:
-        raise b.shape_error(
-            "tv.dot accumulator shape",
-            expected=f"{list(shape)} ([*B, M, N] of a [*B, M, K] and b [*B, K, N])",
-            found=str(list(acc.type.shape)),
-        )
-    return b.instr("dot", TileType(acc.type.dtype, shape), [a, c, acc], name="acc")
-
-
-def _dot_shape(b: Builder, a: tuple[int, ...], c: tuple[int, ...]) -> tuple[int, ...]:
-    """``[*B, M, K] @ [*B, K, N] -> [*B, M, N]``; the batch dimensions ``B`` must be equal (they
-    are not broadcast: a broadcast operand would be copied per batch element in registers)."""
-    found = f"{list(a)} and {list(c)}"
-    if len(a) < 2 or len(c) < 2:
-        raise b.shape_error(
-            "tv.dot multiplies [*B, M, K] by [*B, K, N]",
-            expected="two tiles of rank 2 or more",
-            found=found,
-            hint="a vector is a [1, K] or [K, 1] tile: x[None, :] or x[:, None]",
-        )
-    if a[:-2] != c[:-2]:
-        raise b.shape_error(
-            "tv.dot operands differ in their batch dimensions",
-            expected=f"b's leading (batch) dimensions equal to a's, {list(a[:-2])}",
-            found=found,
-            hint="batch dimensions are not broadcast: load or reshape both operands to one batch",
-        )
-    if a[-1] != c[-2]:
-        raise b.shape_error(
-            "tv.dot inner dimensions differ",
-            expected=f"b's K (dimension {len(c) - 2}) equal to a's last dimension, {a[-1]}",
-            found=found,
-            hint="tv.dot(a, b) contracts a's last dimension with b's second to last",
-        )
-    return (*a[:-1], c[-1])
 
 
 def reshape(b: Builder, x: Any, shape: Sequence[int]) -> Var:
