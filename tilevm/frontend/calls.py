@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tilevm import language as lang
 from tilevm.dtypes import DataType
-from tilevm.frontend import ops, reductions
+from tilevm.frontend import ops, reductions, views
 from tilevm.frontend.builder import INDEX, describe
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, ScalarType
@@ -186,9 +186,12 @@ def _cast(tr: Translator, x: Any, dtype: DataType) -> Any:
 
 
 @handles("view")
-def _view(tr: Translator, x: Any, dtype: Any = None, layout: Any = None) -> Var:
+def _view(
+    tr: Translator, x: Any, dtype: Any = None, layout: Any = None, shape: Any = None
+) -> Var:
     ops.check_threads(tr.b, layout, tr.num_threads)
-    return ops.view(tr.b, x, None if dtype is None else _dtype(tr, dtype), layout, tr.num_threads)
+    dtype = None if dtype is None else _dtype(tr, dtype)
+    return views.view(tr.b, x, dtype, layout, shape, tr.num_threads)
 
 
 @handles("sum")
@@ -219,7 +222,7 @@ def _dot(tr: Translator, a: Any, b: Any, acc: Any = None, dtype: Any = None) -> 
 
 @handles("reshape")
 def _reshape(tr: Translator, x: Any, shape: Any) -> Var:
-    return ops.reshape(tr.b, x, ops._static_shape(tr.b, shape, "tv.reshape shape"))
+    return ops.reshape(tr.b, x, ops.static_shape(tr.b, shape, "tv.reshape shape"))
 
 
 @handles("transpose")
