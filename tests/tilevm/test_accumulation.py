@@ -274,3 +274,20 @@ def test_accumulator_dtypes_that_do_not_fit_are_errors_at_their_line(
     assert isinstance(err, tv.TilevmError)
     assert err.code == code and needle in str(err), str(err)
     assert err.location is not None and err.location.file.endswith("test_accumulation.py")
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90a", "hip:gfx942", "sycl:xe"])
+def test_wider_accumulators_render_and_compile_for_gpus(target: str) -> None:
+    """f64 partial sums of f32 values, and f64 dots of f16: the GPU sources compile (SYCL's is
+    rendered; its compiler runs on the device it compiles for)."""
+    x = np.zeros((512, 509), np.float32)
+    args = (x, np.zeros(512, np.float32), np.zeros(512))
+    dot_args = (np.zeros((32, 256), np.float16), np.zeros((256, 16), np.float16),
+                np.zeros((32, 16), np.float32), np.zeros((32, 16)))  # fmt: skip
+    source = row_sums.emit(target, *args, N=509, warps=2)
+    assert "double" in source
+    assert "double" in dots.emit(target, *dot_args, M=32, N=16, K=256, KB=32)
+    if not target.startswith("sycl"):
+        built = row_sums.compile(target, *args, N=509, warps=2)
+        assert built.binary
+        assert dots.compile(target, *dot_args, M=32, N=16, K=256, KB=32).binary

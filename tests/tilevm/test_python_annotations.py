@@ -108,3 +108,13 @@ def test_values_that_do_not_fit_are_refused_on_every_launch(
     np.testing.assert_array_equal(out, 2**40 + 3)  # nothing written
     _fill[1,](out, -5, -2.5, False, warps=1, device=device)
     np.testing.assert_array_equal(out, -7)
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90a", "hip:gfx942"])
+@pytest.mark.parametrize("n", [5, 2**40], ids=["i32", "i64"])
+def test_python_scalars_compile_for_gpus(target: str, n: int) -> None:
+    ints, floats = np.zeros(16, np.int64), np.zeros(16)
+    built = python_scalars.compile(target, ints, floats, n, 0.5, True, BLOCK=16)
+    assert built.binary
+    source = python_scalars.emit(target, ints, floats, n, 0.5, True, BLOCK=16)
+    assert ("int64_t n" if n > 2**31 else "int32_t n") in source, source[:2000]

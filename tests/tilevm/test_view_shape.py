@@ -155,3 +155,16 @@ def test_views_that_cannot_be_derived_are_errors_with_a_hint(case, error, needle
     assert err.location is not None and err.location.file.endswith("test_view_shape.py")
     for needle in needles:
         assert needle in str(err), str(err)
+
+
+@pytest.mark.parametrize("target", ["cuda:sm_90a", "hip:gfx942", "sycl:xe"])
+@pytest.mark.parametrize(("src", "run", "dt", "via"), CASES[2:4] + CASES[6:7], ids=str)
+def test_derived_views_render_and_compile_for_gpus(target: str, src, run: int, dt, via) -> None:
+    r, warp = 4, 16 if target.startswith("sycl") else 64 if target.startswith("hip") else 32
+    cols = warp // r * run
+    x, out = np.zeros((r, cols), src), np.zeros((r, cols * np.dtype(src).itemsize * 8 // dt.bits))
+    kw = {"R": r, "RUN": run, "DT": dt, "VIA": via, "warps": 1}
+    assert "view" in view_runs.ir(x, out.astype(np.int32), **kw)
+    view_runs.emit(target, x, out.astype(np.int32), **kw)
+    if not target.startswith("sycl"):
+        assert view_runs.compile(target, x, out.astype(np.int32), **kw).binary
