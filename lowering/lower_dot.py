@@ -19,6 +19,7 @@ import numpy as np
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError
 from tilevm.ir.nodes import Instr
+from tilevm.ir.types import accumulator_dtype
 from tilevm.layouts import RegisterLayout, divide
 from tilevm.layouts.atoms import MmaAtom
 from tilevm.layouts.ops import reduce
@@ -55,7 +56,7 @@ def _dot(lw: Lowerer, ins: Instr) -> None:
             code="internal-lowering",
             location=ins.loc,
         )
-    ct = compute_type(out.type.dtype)
+    ct = accumulator_dtype(out.type.dtype)
     acc = lw.names.fresh(f"{lw.name(out)}_acc")
     lw.emit(t.Declare(acc, ct, layout.local_size))
     lw.slots(

@@ -1,10 +1,11 @@
 """Lowering of reductions.
 
-A reduction runs in three steps: each thread combines its own slots; threads of one warp that
-hold parts of the same result exchange partials with xor-shuffles (when those threads form
-power-of-two groups inside a warp); the remaining groups (across warps) meet in shared memory,
-where every thread reads the partials of its group in the same order, so replicated results are
-bitwise equal in every thread.
+A reduction runs in three steps (``reduce_order``): each thread combines its own slots; threads
+of one warp that hold parts of the same result exchange partials with xor-shuffles (when those
+threads form power-of-two groups inside a warp); the remaining groups (across warps) meet in
+shared memory, where every thread reads the partials of its group in the same order, so
+replicated results are bitwise equal in every thread. A sum keeps its partials in the
+accumulator dtype of its result.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import numpy as np
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.ir.nodes import Instr
-from tilevm.ir.types import TileType
+from tilevm.ir.types import TileType, accumulator_dtype
 from tilevm.layouts import RegisterLayout
 from tilevm.layouts.ops import reduce
 from tilevm.lowering import thread_ir as t
-from tilevm.lowering.exprs import add, compute_type, const, digit, digits, mul, slot_map, sub
+from tilevm.lowering.exprs import add, compute_type, const, digit, mul, slot_map, sub
 from tilevm.lowering.lower import Lowerer, lowers
+from tilevm.lowering.reduce_order import thread_groups
 from tilevm.lowering.target import Target
 
 
@@ -37,44 +39,24 @@ def _combine(op: str, a: t.Expr, b: t.Expr, ct: DataType) -> t.Expr:
     return t.Bin("add", a, b, ct) if op == "sum" else t.Call(op, (a, b), ct)
 
 
-def _reduced_entries(layout: RegisterLayout, axes) -> set[int]:
-    mode, out = 0, set()
-    for d, dim in enumerate(layout.modes):
-        for _ in dim:
-            if d in axes:
-                out.add(mode)
-            mode += 1
-    return out
-
-
-def thread_groups(layout: RegisterLayout, axes, target: Target):
-    """The thread digits along reduced dimensions: (xor-shuffle masks for the part of each digit
-    inside a warp, the ``(radix, stride)`` of the parts that meet in shared memory)."""
-    gone = _reduced_entries(layout, axes)
-    warp = target.warp_size
-    masks, shared = [], []
-    for entry, radix, stride in digits(layout.spatial_modes, layout.mode_sizes):
-        if entry < 0 or entry not in gone:
-            continue
-        inside = 1
-        if radix & (radix - 1) == 0 and stride & (stride - 1) == 0 and stride < warp:
-            inside = min(radix, warp // stride)
-            masks += [stride << b for b in range((inside - 1).bit_length())]
-        if radix > inside:
-            shared.append((radix // inside, stride * inside))
-    return masks, shared
-
-
 def reduction_scratch(ins: Instr, target: Target) -> int:
     if ins.op != "reduce":
         return 0
     layout = ins.args[0].type.layout
-    _, shared = thread_groups(layout, ins.attr("axes"), target)
+    _, shared = thread_groups(layout, ins.attr("axes"), target.warp_size)
     if not shared:
         return 0
-    ct = compute_type(ins.args[0].type.dtype)
+    ct = _accumulator(ins)
     out = reduce(layout, ins.attr("axes"), keepdims=True)
     return layout.num_threads * out.local_size * ct.bits // 8
+
+
+def _accumulator(ins: Instr) -> DataType:
+    """Sums keep their partials in the accumulator dtype of their result (which ``dtype=`` may
+    widen); a maximum or minimum is one of its inputs, in their compute type."""
+    if ins.attr("op") == "sum":
+        return accumulator_dtype(ins.out.type.dtype)
+    return compute_type(ins.args[0].type.dtype)
 
 
 @lru_cache(maxsize=1024)
@@ -91,7 +73,7 @@ def _reduce(lw: Lowerer, ins: Instr) -> None:
     op, axes = ins.attr("op"), tuple(ins.attr("axes"))
     layout = src.type.layout
     kept = reduce(layout, axes, keepdims=True)
-    ct = compute_type(src.type.dtype)
+    ct = _accumulator(ins)
     acc = lw.names.fresh(f"{lw.name(src)}_{op}")
     lw.emit(t.Declare(acc, ct, kept.local_size))
     lw.slots(
@@ -102,10 +84,13 @@ def _reduce(lw: Lowerer, ins: Instr) -> None:
 
     def own(i: t.Expr) -> None:
         target = t.Elem(acc, to_out(i), ct)
-        lw.emit(t.Set(target, _combine(op, target, lw.element(src, i), ct)))
+        value = lw.element(src, i)
+        if ct != compute_type(src.type.dtype):  # a sum with dtype=: each element converted once
+            value = t.Convert(value, ct)
+        lw.emit(t.Set(target, _combine(op, target, value, ct)))
 
     lw.slots(layout.local_size, own)
-    masks, shared = thread_groups(layout, axes, lw.target)
+    masks, shared = thread_groups(layout, axes, lw.target.warp_size)
     for mask in masks:
         lw.slots(
             kept.local_size,

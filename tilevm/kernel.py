@@ -49,6 +49,7 @@ from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import FastPath
 from tilevm.runtime.launches import COUNT as LAUNCHES
 from tilevm.runtime.programs import Ready
+from tilevm.runtime.python_scalars import PYTHON_SCALARS, python_scalar_dtype
 from tilevm.runtime.variants import Translation, holding, remember
 
 WARP_SIZE = 32  # for the VM IR shown by kernel.ir(); each target has its own
@@ -360,7 +361,7 @@ def _fast_path(signature: inspect.Signature) -> FastPath:
         kinds.append(
             "constexpr" if a is lang.constexpr
             else "tensor" if a is lang.Tensor or isinstance(a, lang.Tensor)
-            else "scalar" if isinstance(a, DataType)
+            else "scalar" if isinstance(a, DataType) or a in PYTHON_SCALARS
             else "any"
         )  # fmt: skip
         empty = param.default is inspect.Parameter.empty
@@ -416,6 +417,8 @@ def _spec(
             needs_wide_index(host.shape, host.strides),
         )
         return spec, host
+    if annotation in PYTHON_SCALARS:
+        return ParamSpec(name, "scalar", python_scalar_dtype(name, annotation, value)), None
     if isinstance(annotation, DataType) or annotation is inspect.Parameter.empty:
         if is_tensor_like(value) or not isinstance(value, (int, float, bool, np.number, np.bool_)):
             raise LaunchTypeError(
@@ -427,7 +430,7 @@ def _spec(
         return ParamSpec(name, "scalar", dtype), None
     raise LaunchTypeError(
         f"parameter '{name}' has an annotation tilevm does not know",
-        expected="tv.Tensor[dtype], a dtype such as tv.i32, or tv.constexpr",
+        expected="tv.Tensor[dtype], a dtype such as tv.i32, int, float, bool, or tv.constexpr",
         found=repr(annotation),
     )
 

@@ -69,13 +69,16 @@ _DOCS = {
     "floor": "floor(x)",
     "ceil": "ceil(x)",
     "cast": "cast(x, dtype) (also x.to(dtype))",
-    "view": "view(x, dtype=None, layout=None): reinterpret each thread's bits",
-    "sum": "sum(x, axis, keepdims=False)",
+    "view": "view(x, dtype=None, layout=None, shape=None): reinterpret each thread's bits; "
+    "without layout=, the layout is derived from the dtypes and shape (one dimension scaled)",
+    "sum": "sum(x, axis, keepdims=False, dtype=None): partial sums rounded to f32 (f64 for f64 "
+    "results); dtype= widens the result and its accumulator, e.g. dtype=tv.f64",
     "max": "max(x, axis, keepdims=False)",
     "min": "min(x, axis, keepdims=False)",
     "dot": "dot(a, b, acc=None) -> acc + a @ b: a [*B, M, K], b [*B, K, N], acc [*B, M, N], "
     "batched like numpy's matmul over leading dimensions B that must be equal (no broadcasting); "
-    "acc defaults to zeros of f32 (float inputs) or i32 (integers)",
+    "acc defaults to zeros of dtype (f32 for float inputs, i32 for integers); products are "
+    "added along K into partial sums rounded to f32 (f64 for an f64 acc)",
     "reshape": "reshape(x, shape)",
     "transpose": "transpose(x, dims=None)",
     "annotate": "annotate(x, layout): pin a register layout",

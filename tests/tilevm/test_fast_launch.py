@@ -143,7 +143,7 @@ def test_the_generated_probe_makes_the_general_probes_key(monkeypatch, seed: int
                                         r.choice([4096, 4100]), r.randint(0, 1),
                                         r.choice(["float32", "float16"])))  # fmt: skip
         elif kind == "scalar":
-            values.append(r.choice([3, 2.5, True]))
+            values.append(r.choice([3, 2.5, True, 2**40, -(2**31) - 1]))  # wide ints key apart
         else:
             values.append(r.choice([64, "name", (1, 2), None]))
     fast = FastPath([f"p{i}" for i in range(len(kinds))], kinds, [None] * len(kinds))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tilevm import language as lang
 from tilevm.dtypes import DataType
-from tilevm.frontend import ops
+from tilevm.frontend import ops, reductions, views
 from tilevm.frontend.builder import INDEX, describe
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, ScalarType
@@ -186,30 +186,43 @@ def _cast(tr: Translator, x: Any, dtype: DataType) -> Any:
 
 
 @handles("view")
-def _view(tr: Translator, x: Any, dtype: Any = None, layout: Any = None) -> Var:
+def _view(
+    tr: Translator, x: Any, dtype: Any = None, layout: Any = None, shape: Any = None
+) -> Var:
     ops.check_threads(tr.b, layout, tr.num_threads)
-    return ops.view(tr.b, x, None if dtype is None else _dtype(tr, dtype), layout, tr.num_threads)
+    dtype = None if dtype is None else _dtype(tr, dtype)
+    return views.view(tr.b, x, dtype, layout, shape, tr.num_threads)
 
 
-def _reduce_handler(op: str) -> Handler:
-    def handler(tr: Translator, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return ops.reduce(tr.b, op, x, axis, bool(keepdims))
+@handles("sum")
+def _sum(
+    tr: Translator, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None
+) -> Any:
+    return reductions.reduce(tr.b, "sum", x, axis, bool(keepdims), dtype)
+
+
+def _extremum_handler(op: str) -> Handler:
+    # dtype= is taken so that passing one says why it has no meaning here
+    def handler(
+        tr: Translator, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None
+    ) -> Any:
+        return reductions.reduce(tr.b, op, x, axis, bool(keepdims), dtype)
 
     return handler
 
 
-for _op in ("sum", "max", "min"):
-    HANDLERS[_op] = _reduce_handler(_op)
+for _op in ("max", "min"):
+    HANDLERS[_op] = _extremum_handler(_op)
 
 
 @handles("dot")
-def _dot(tr: Translator, a: Any, b: Any, acc: Any = None) -> Var:
-    return ops.dot(tr.b, a, b, acc)
+def _dot(tr: Translator, a: Any, b: Any, acc: Any = None, dtype: Any = None) -> Var:
+    return reductions.dot(tr.b, a, b, acc, dtype)
 
 
 @handles("reshape")
 def _reshape(tr: Translator, x: Any, shape: Any) -> Var:
-    return ops.reshape(tr.b, x, ops._static_shape(tr.b, shape, "tv.reshape shape"))
+    return ops.reshape(tr.b, x, ops.static_shape(tr.b, shape, "tv.reshape shape"))
 
 
 @handles("transpose")

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import KernelTypeError, KernelValueError, ShapeError
 from tilevm.frontend.builder import (
@@ -27,8 +26,7 @@ from tilevm.frontend.builder import (
 from tilevm.ir.math import FLOAT_MATH, float_math
 from tilevm.ir.nodes import Literal, Var
 from tilevm.ir.types import ATOMIC_ADD_DTYPES, ScalarType, SharedType, TileType
-from tilevm.layouts import RegisterLayout, SharedLayout, local, swizzled_row_major
-from tilevm.layouts.defaults import default_layout
+from tilevm.layouts import RegisterLayout, SharedLayout, swizzled_row_major
 
 _PY_BINARY = {
     "add": operator.add,
@@ -204,62 +202,6 @@ def cast(b: Builder, x: Any, dtype: DataType) -> Any:
     return b.instr("cast", b.result_type(dtype, shape), [x], name="cvt", dtype=dtype)
 
 
-def view(
-    b: Builder, x: Any, dtype: DataType | None, layout: RegisterLayout | None, threads: int
-) -> Var:
-    """Reinterpret the bits each thread holds: the same bits per thread, another dtype/layout."""
-    x = b.require_tile(x, "view")
-    if layout is not None and not isinstance(layout, RegisterLayout):
-        raise b.type_error(
-            "tv.view's layout must be a register layout",
-            expected="a layout such as tv.layouts.spatial(n) * tv.layouts.local(k)",
-            found=describe(layout),
-        )
-    src_layout = x.type.layout or default_layout(x.type.shape, threads)
-    dtype = dtype or x.type.dtype
-    bits_per_thread = src_layout.local_size * x.type.dtype.bits
-    if layout is None:
-        layout = _derived_view_layout(b, src_layout, x.type.dtype.bits, dtype.bits)
-    if (
-        layout.num_threads != src_layout.num_threads
-        or layout.local_size * dtype.bits != bits_per_thread
-    ):
-        per_thread = (
-            f"{bits_per_thread // dtype.bits} slots of {dtype}"
-            if bits_per_thread % dtype.bits == 0
-            else f"a whole number of {dtype.bits}-bit elements (it holds {bits_per_thread} bits)"
-        )
-        raise b.shape_error(
-            "view must keep the bits each thread holds",
-            expected=f"{src_layout.num_threads} threads x {per_thread}",
-            found=f"{layout!r}: {layout.num_threads} threads x {layout.local_size} slots "
-            f"of {dtype}",
-            hint="choose layouts where local_size * bits is the same before and after the view",
-        )
-    return b.instr(
-        "view", TileType(dtype, layout.shape, layout), [annotate(b, x, src_layout)], name="view"
-    )
-
-
-def _derived_view_layout(
-    b: Builder, src: RegisterLayout, old_bits: int, new_bits: int
-) -> RegisterLayout:
-    rank = src.rank
-    if old_bits % new_bits == 0:
-        return src * local(*([1] * (rank - 1)), old_bits // new_bits)
-    if new_bits % old_bits == 0:
-        try:
-            return src / local(*([1] * (rank - 1)), new_bits // old_bits)
-        except ValueError:
-            pass
-    raise b.shape_error(
-        "view cannot derive the new layout",
-        expected=f"layout= for a view from {old_bits}-bit to {new_bits}-bit elements",
-        found=f"source layout {src!r}",
-        hint="give the result's layout explicitly: tv.view(x, dtype=..., layout=...)",
-    )
-
-
 def _check_layout(b: Builder, layout: Any, shape: tuple[int, ...]) -> None:
     if not isinstance(layout, RegisterLayout):
         raise b.type_error(
@@ -294,81 +236,6 @@ def annotate(b: Builder, x: Any, layout: RegisterLayout) -> Var:
     return b.instr("annotate", TileType(x.type.dtype, x.type.shape, layout), [x], name=x.name)
 
 
-def reduce(b: Builder, op: str, x: Any, axis: Any, keepdims: bool) -> Any:
-    x = b.require_tile(x, f"tv.{op}")
-    shape = x.type.shape
-    axes = (
-        list(range(len(shape))) if axis is None else [axis] if isinstance(axis, int) else list(axis)
-    )
-    norm = []
-    for a in axes:
-        if not isinstance(a, int) or not -len(shape) <= a < len(shape):
-            raise b.shape_error(
-                f"bad axis for tv.{op}",
-                expected=f"an int in [-{len(shape)}, {len(shape)})",
-                found=repr(a),
-            )
-        norm.append(a % len(shape))
-    if keepdims:
-        out_shape = tuple(1 if d in norm else n for d, n in enumerate(shape))
-    else:
-        out_shape = tuple(n for d, n in enumerate(shape) if d not in norm)
-    out_type = ScalarType(x.type.dtype) if not out_shape else TileType(x.type.dtype, out_shape)
-    return b.instr(
-        "reduce", out_type, [x], name=op, op=op, axes=tuple(sorted(norm)), keepdims=keepdims
-    )
-
-
-def dot(b: Builder, a: Any, c: Any, acc: Any) -> Var:
-    a, c = b.require_tile(a, "tv.dot"), b.require_tile(c, "tv.dot")
-    shape = _dot_shape(b, a.type.shape, c.type.shape)
-    if a.type.dtype != c.type.dtype:
-        raise b.type_error(
-            "tv.dot operands differ in dtype",
-            expected="one dtype",
-            found=f"{a.type.dtype}, {c.type.dtype}",
-        )
-    if acc is None:
-        acc_dtype = dts.f32 if a.type.dtype.is_float else dts.i32
-        acc = full(b, shape, 0, acc_dtype)
-    acc = b.require_tile(acc, "tv.dot accumulator")
-    if acc.type.shape != shape:
-        raise b.shape_error(
-            "tv.dot accumulator shape",
-            expected=f"{list(shape)} ([*B, M, N] of a [*B, M, K] and b [*B, K, N])",
-            found=str(list(acc.type.shape)),
-        )
-    return b.instr("dot", TileType(acc.type.dtype, shape), [a, c, acc], name="acc")
-
-
-def _dot_shape(b: Builder, a: tuple[int, ...], c: tuple[int, ...]) -> tuple[int, ...]:
-    """``[*B, M, K] @ [*B, K, N] -> [*B, M, N]``; the batch dimensions ``B`` must be equal (they
-    are not broadcast: a broadcast operand would be copied per batch element in registers)."""
-    found = f"{list(a)} and {list(c)}"
-    if len(a) < 2 or len(c) < 2:
-        raise b.shape_error(
-            "tv.dot multiplies [*B, M, K] by [*B, K, N]",
-            expected="two tiles of rank 2 or more",
-            found=found,
-            hint="a vector is a [1, K] or [K, 1] tile: x[None, :] or x[:, None]",
-        )
-    if a[:-2] != c[:-2]:
-        raise b.shape_error(
-            "tv.dot operands differ in their batch dimensions",
-            expected=f"b's leading (batch) dimensions equal to a's, {list(a[:-2])}",
-            found=found,
-            hint="batch dimensions are not broadcast: load or reshape both operands to one batch",
-        )
-    if a[-1] != c[-2]:
-        raise b.shape_error(
-            "tv.dot inner dimensions differ",
-            expected=f"b's K (dimension {len(c) - 2}) equal to a's last dimension, {a[-1]}",
-            found=found,
-            hint="tv.dot(a, b) contracts a's last dimension with b's second to last",
-        )
-    return (*a[:-1], c[-1])
-
-
 def reshape(b: Builder, x: Any, shape: Sequence[int]) -> Var:
     x = b.require_tile(x, "tv.reshape")
     shape = tuple(int(n) for n in shape)
@@ -401,7 +268,7 @@ def expand_dims(b: Builder, x: Var, shape: tuple[int, ...]) -> Var:
 
 
 def full(b: Builder, shape: Sequence[int], value: Any, dtype: DataType) -> Var:
-    shape = _static_shape(b, shape, "shape")
+    shape = static_shape(b, shape, "shape")
     if isinstance(value, Var):
         if not isinstance(value.type, ScalarType):
             raise b.type_error(
@@ -427,7 +294,7 @@ def arange(b: Builder, start: Any, stop: Any) -> Var:
     return b.instr("arange", TileType(INDEX, (stop - start,)), [], name="idx", start=start)
 
 
-def _static_shape(b: Builder, shape: Any, what: str) -> tuple[int, ...]:
+def static_shape(b: Builder, shape: Any, what: str) -> tuple[int, ...]:
     if isinstance(shape, int):
         shape = (shape,)
     if (
@@ -448,7 +315,7 @@ def load(b: Builder, tensor: Any, offsets: Any, shape: Any, other: Any, layout: 
     tensor = b.require_global(tensor, "tv.load")
     rank = tensor.type.rank
     offsets = _offsets(b, offsets, rank, "tv.load")
-    shape = _static_shape(b, shape, "tv.load shape")
+    shape = static_shape(b, shape, "tv.load shape")
     if len(shape) != rank:
         raise b.shape_error(
             "tv.load tile rank",
@@ -557,7 +424,7 @@ MAX_SHARED_BYTES = 256 * 1024
 
 
 def shared(b: Builder, shape: Any, dtype: DataType, layout: Any) -> Var:
-    shape = _static_shape(b, shape, "tv.shared shape")
+    shape = static_shape(b, shape, "tv.shared shape")
     nbytes = math.prod(shape) * max(dtype.bits, 8) // 8  # shared memory keeps a byte each
     if nbytes > MAX_SHARED_BYTES:
         raise ShapeError(
@@ -584,7 +451,7 @@ def load_shared(b: Builder, smem: Any, offsets: Any, shape: Any) -> Var:
     trailing dimensions (the leading offsets pick one index each: a pipeline stage)."""
     smem = b.require_shared(smem, "tv.load_shared")
     rank = len(smem.type.shape)
-    shape = smem.type.shape if shape is None else _static_shape(b, shape, "tv.load_shared shape")
+    shape = smem.type.shape if shape is None else static_shape(b, shape, "tv.load_shared shape")
     _check_trailing(b, shape, smem, "tv.load_shared")
     offsets = [0] * rank if offsets is None else offsets
     offs = _offsets(b, offsets, rank, "tv.load_shared")
@@ -652,7 +519,7 @@ def copy_async(b: Builder, dst: Any, src: Any, offsets: Any, dst_offsets: Any, s
                 found=str(rank),
             )
         shape = dst.type.shape[len(dst.type.shape) - rank :]
-    shape = _static_shape(b, shape, "tv.copy_async shape")
+    shape = static_shape(b, shape, "tv.copy_async shape")
     if len(shape) != rank:
         raise b.shape_error(
             "tv.copy_async shape", expected=f"{rank} sizes (the source's rank)", found=str(shape)

@@ -11,10 +11,10 @@ import numpy as np
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import TilevmError
-from tilevm.interp import arith
+from tilevm.interp import accumulate, arith
 from tilevm.interp.values import GlobalTensor, Scalar, Shared, Tile
 from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
-from tilevm.ir.types import ScalarType, TileType
+from tilevm.ir.types import ScalarType, TileType, accumulator_dtype
 from tilevm.layouts import RegisterLayout
 from tilevm.layouts.defaults import default_layout
 
@@ -248,26 +248,21 @@ def _view(it: Interpreter, ins: Instr) -> None:
 
 @handles("reduce")
 def _reduce(it: Interpreter, ins: Instr) -> None:
-    dtype = ins.out.type.dtype
-    values = it.values(ins.args[0])
     axes, keepdims, op = ins.attr("axes"), ins.attr("keepdims"), ins.attr("op")
-    if op == "sum":  # one rounding at the end: the most accurate order, the reference
-        wide = values.astype(np.float64 if dtype.is_float else arith.compute_type(dtype))
-        result = wide.sum(axis=axes, keepdims=keepdims)
+    if op == "sum":  # partial sums rounded to the accumulator, in the lowering's order
+        acc = accumulator_dtype(ins.out.type.dtype)
+        tile = it.operand(ins.args[0])
+        result = accumulate.sum_tile(tile, axes, keepdims, acc, it.kernel.warp_size)
     else:
+        values = it.values(ins.args[0])
         result = (np.max if op == "max" else np.min)(values, axis=axes, keepdims=keepdims)
     it.result(ins.out, result)
 
 
 @handles("dot")
 def _dot(it: Interpreter, ins: Instr) -> None:
-    a, b, acc = (it.values(x) for x in ins.args)
-    dtype = ins.out.type.dtype
-    if dtype.is_float:
-        result = a.astype(np.float64) @ b.astype(np.float64) + acc.astype(np.float64)
-    else:
-        result = a.astype(np.int64) @ b.astype(np.int64) + acc.astype(np.int64)
-    it.result(ins.out, result)
+    a, b, c = (it.values(x) for x in ins.args)
+    it.result(ins.out, accumulate.dot(a, b, c, accumulator_dtype(ins.out.type.dtype)))
 
 
 def _tile_indices(shape: Sequence[int], offsets: Sequence[int]) -> tuple[np.ndarray, ...]:

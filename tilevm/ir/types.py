@@ -69,3 +69,13 @@ ValueType = ScalarType | GlobalType | TileType | SharedType
 # Element types an atomic add exists for (``atomic_add``, ``atomic_fetch_add``): the widths
 # global atomics have everywhere. A target may have fewer (``Target.atomic_add_dtypes``).
 ATOMIC_ADD_DTYPES = frozenset({"i32", "u32", "i64", "u64", "f16", "bf16", "f32", "f64"})
+
+
+def accumulator_dtype(dtype: DataType) -> DataType:
+    """The dtype the partial sums of a ``tv.sum`` or ``tv.dot`` with a result of ``dtype`` are
+    kept and rounded in, on every executor (docs/language.md, "Accumulation")."""
+    if dtype.is_float:
+        return dts.f64 if dtype.bits == 64 else dts.f32
+    if dtype.bits > 32:
+        return dts.i64 if dtype.kind == "int" else dts.u64
+    return dts.u32 if dtype.kind == "uint" and dtype.bits == 32 else dts.i32

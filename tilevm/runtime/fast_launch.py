@@ -144,7 +144,7 @@ class FastPath:
                     return None  # (a read-only array is checked against what the kernel writes)
                 parts.append(_numpy_facts(value))
             elif kind != "tensor" and type(value) in (int, float, bool):
-                parts.append(type(value))
+                parts.append(scalar_fact(value))
             else:
                 return None
         key = tuple(parts)
@@ -199,7 +199,7 @@ class FastPath:
             elif type(value) is np.ndarray and kind != "scalar":
                 parts.append(_numpy_facts(value))
             else:
-                parts.append(type(value))
+                parts.append(scalar_fact(value))
         return tuple(parts)
 
     def _launch_host(self, entry: Entry, values: list, grid: tuple[int, int, int]) -> bool:
@@ -249,14 +249,27 @@ def _torch_probe(kinds: Sequence[str], tensor_type: type) -> Callable[[list, int
             reads.append(f"(p{i}, s{i}, t{i})")
         else:
             lines += [f"    n{i} = type(v[{i}])", f"    if n{i} is not int and n{i} is not float "
-                      f"and n{i} is not bool:", "        return MISS"]  # fmt: skip
+                      f"and n{i} is not bool:", "        return MISS",
+                      f"    if n{i} is int and not -2147483648 <= v[{i}] < 2147483648:",
+                      f"        n{i} = WIDE_INT"]  # fmt: skip
             parts.append(f"n{i}")
             reads.append("None")
     # (not hashed here: the caller's lookup hashes the key, and refuses an unhashable one)
     lines.append(f"    return ({', '.join(parts)},), [{', '.join(reads)}]")
-    scope = {"Tensor": tensor_type, "MISS": _MISS}
+    scope = {"Tensor": tensor_type, "MISS": _MISS, "WIDE_INT": WIDE_INT}
     exec(compile("\n".join(lines) + "\n", "<tilevm launch probe>", "exec"), scope)
     return scope["probe"]
+
+
+WIDE_INT = "int past i32"
+
+
+def scalar_fact(value: int | float | bool) -> Any:
+    """A plain number's part of a key: its type, and for an int whether it fits i32 (an ``int``
+    or unannotated parameter is i64 where it does not: another specialization)."""
+    if type(value) is int and not -(2**31) <= value < 2**31:
+        return WIDE_INT
+    return type(value)
 
 
 def _numpy_facts(value: np.ndarray) -> tuple:
