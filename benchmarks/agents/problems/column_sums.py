@@ -35,7 +35,9 @@ def partial_column_sums(
 
 
 @tv.kernel
-def add_partials(partial: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32], S: tv.constexpr, BN: tv.constexpr):
+def add_partials(
+    partial: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32], S: tv.constexpr, BN: tv.constexpr
+):
     n0 = tv.block_id(0) * BN
     tv.store(out, tv.sum(tv.load(partial, [0, n0], [S, BN]), axis=0), [n0])
 

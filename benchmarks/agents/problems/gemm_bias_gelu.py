@@ -94,7 +94,8 @@ def outputs(a, w, bias):
 
 
 def solution(a, w, bias, out, device):
-    (m, n), cfg = out.shape, dict(LARGE if out.shape[0] * out.shape[1] >= 128 * 128 * 64 else SMALL)
+    m, n = out.shape
+    cfg = LARGE if m * n >= 128 * 128 * 64 else SMALL  # 64+ big tiles, else more blocks
     grid = tv.cdiv(m, cfg["BM"]) * tv.cdiv(n, cfg["BN"])
     linear_gelu[grid,](a, w, bias, out, device=device, **cfg)
 

@@ -16,7 +16,7 @@ import torch
 from _helpers import as_torch, host_shapes, randn
 
 import tilevm as tv
-from tilevm.layouts import local
+from tilevm.layouts import local, spatial
 
 CATEGORY = "quantized matmul"
 GROUP = 128
@@ -40,11 +40,12 @@ def gemv_i3(
     BK = threads * 32  # 32 codes (12 bytes) per thread and row
     G = BK // GROUP
     TG = GROUP // 32
+    per_thread = local(ROWS, 1) * spatial(1, threads)  # then the thread's bytes or codes
     acc = tv.zeros([ROWS, G, TG], tv.f32)
     for kb in tv.range(0, wq.shape[1], threads * 12):
         k = kb // 3 * 8
-        raw = tv.load(wq, [n0, kb], [ROWS, threads * 12], layout=local(ROWS, 1).spatial(1, threads).local(1, 12))
-        q = tv.view(raw, dtype=tv.i3, layout=local(ROWS, 1).spatial(1, threads).local(1, 32))
+        raw = tv.load(wq, [n0, kb], [ROWS, threads * 12], layout=per_thread * local(1, 12))
+        q = tv.view(raw, dtype=tv.i3, layout=per_thread * local(1, 32))
         prod = q.to(tv.f32) * tv.load(x, [k], [BK]).to(tv.f32)[None, :]
         part = tv.sum(tv.reshape(prod, [ROWS, G, TG, 32]), axis=3)
         s = tv.load(scales, [n0, k // GROUP], [ROWS, G]).to(tv.f32)

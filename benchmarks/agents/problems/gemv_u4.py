@@ -17,7 +17,7 @@ import torch
 from _helpers import as_torch, host_shapes, randn
 
 import tilevm as tv
-from tilevm.layouts import local
+from tilevm.layouts import local, spatial
 
 CATEGORY = "quantized matmul"
 GROUP = 128
@@ -41,11 +41,12 @@ def gemv_u4(
     BK = threads * 32  # 32 codes (16 bytes) per thread and row
     G = BK // GROUP  # groups per step
     TG = GROUP // 32  # threads per group
+    per_thread = local(ROWS, 1) * spatial(1, threads)  # then the thread's bytes or codes
     acc = tv.zeros([ROWS, G, TG], tv.f32)
     for kb in tv.range(0, wq.shape[1], BK // 2):  # byte offsets: provably 16-byte aligned
         k = kb * 2
-        raw = tv.load(wq, [n0, kb], [ROWS, BK // 2], layout=local(ROWS, 1).spatial(1, threads).local(1, 16))
-        q = tv.view(raw, dtype=tv.u4, layout=local(ROWS, 1).spatial(1, threads).local(1, 32))
+        raw = tv.load(wq, [n0, kb], [ROWS, BK // 2], layout=per_thread * local(1, 16))
+        q = tv.view(raw, dtype=tv.u4, layout=per_thread * local(1, 32))
         prod = (q.to(tv.f32) - 8.0) * tv.load(x, [k], [BK]).to(tv.f32)[None, :]
         part = tv.sum(tv.reshape(prod, [ROWS, G, TG, 32]), axis=3)  # inside each thread
         s = tv.load(scales, [n0, k // GROUP], [ROWS, G]).to(tv.f32)
