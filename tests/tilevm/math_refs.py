@@ -17,6 +17,14 @@ def _sigmoid(v: float) -> float:
     return e / (1.0 + e)
 
 
+def _below_zero(fn: Callable[[float], float], v: float, at_zero: float, arg: float | None = None):
+    """``fn(arg)`` (``arg``: ``v`` by default) where ``v`` > 0; ``at_zero`` at 0 and nan below
+    (where math raises: log2 and 1 / sqrt of a non-positive number, log1p at and below -1)."""
+    if v > 0:
+        return fn(v if arg is None else arg)
+    return at_zero if v == 0 else math.nan
+
+
 def _ieee(fn: Callable[[float], float], at_inf: float, at_minus_inf: float, big: float = math.inf):
     """``fn`` on finite values; ``at_inf`` / ``at_minus_inf`` at the infinities; ``big`` (signed
     by the argument) where math overflows."""
@@ -30,8 +38,6 @@ def _ieee(fn: Callable[[float], float], at_inf: float, at_minus_inf: float, big:
             return fn(v)
         except OverflowError:
             return math.copysign(big, v)
-        except ValueError:  # log1p(x <= -1)
-            return -math.inf if v == -1.0 else math.nan
 
     return call
 
@@ -39,16 +45,14 @@ def _ieee(fn: Callable[[float], float], at_inf: float, at_minus_inf: float, big:
 MATH: dict[str, Callable[[float], float]] = {
     "erf": _ieee(math.erf, 1.0, -1.0),
     "sigmoid": _ieee(_sigmoid, 1.0, 0.0),
-    "log1p": _ieee(math.log1p, math.inf, math.nan),
+    "log1p": _ieee(lambda v: _below_zero(math.log1p, v + 1, -math.inf, v), math.inf, math.nan),
     "expm1": _ieee(math.expm1, math.inf, -1.0),
     "tan": _ieee(math.tan, math.nan, math.nan),
     "atan": _ieee(math.atan, math.pi / 2, -math.pi / 2),
     "exp": _ieee(math.exp, math.inf, 0.0),
     "exp2": _ieee(lambda v: 2.0**v, math.inf, 0.0),
-    "log2": _ieee(lambda v: math.log2(v) if v > 0 else (-math.inf if v == 0 else math.nan),
-                  math.inf, math.nan),  # fmt: skip
-    "rsqrt": _ieee(lambda v: 1 / math.sqrt(v) if v > 0 else (math.inf if v == 0 else math.nan),
-                   0.0, math.nan),  # fmt: skip
+    "log2": _ieee(lambda v: _below_zero(math.log2, v, -math.inf), math.inf, math.nan),
+    "rsqrt": _ieee(lambda v: _below_zero(lambda u: 1 / math.sqrt(u), v, math.inf), 0.0, math.nan),
 }
 
 

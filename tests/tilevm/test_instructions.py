@@ -153,12 +153,12 @@ def test_comparisons(device: str, dt: tv.DataType, op: str, rng: np.random.Gener
     np.testing.assert_array_equal(out, expected.astype(np.int32))
 
 
+UNARY_OPS = ["exp", "exp2", "log", "sqrt", "rsqrt", "abs", "neg", "tanh", "floor", "ceil", "tan",
+             "atan", "erf", "sigmoid", "log1p", "expm1"]  # fmt: skip
+
+
 @pytest.mark.parametrize("dt", [tv.f32, tv.f16, tv.bf16, tv.f8e4m3fn], ids=str)
-@pytest.mark.parametrize(
-    "op",
-    ["exp", "exp2", "log", "sqrt", "rsqrt", "abs", "neg", "tanh", "floor", "ceil", "tan", "atan",
-     "erf", "sigmoid", "log1p", "expm1"],  # fmt: skip
-)
+@pytest.mark.parametrize("op", UNARY_OPS)
 def test_unary_math_is_correctly_rounded(
     device: str, dt: tv.DataType, op: str, rng: np.random.Generator
 ) -> None:

@@ -404,4 +404,3 @@ class ExpressionTranslator:
             return ret.value
         finally:
             self.b.loc = saved
-

@@ -62,7 +62,6 @@ class FunctionSource:
             self.file, self.first_line + index, node.col_offset + self.indent, text
         )
 
-
     def attribute_loc(self, node: ast.Attribute) -> SourceLocation | None:
         """Where ``name`` of ``owner.name`` starts: the caret goes under the missing name."""
         loc = self.loc(node)
