@@ -3,9 +3,9 @@
 
 * ``tan``, ``atan``, ``erf``, ``log1p``, ``expm1``: ROCm's device library (``__ocml_*``), which
   hipRTC links; offline (``-nogpulib``) they stay undefined symbols that ``clang`` names.
-* ``approx_*``: the hardware's transcendental unit, one instruction each. The AMD ISA guides
-  (CDNA3, RDNA3) give V_EXP_F32, V_LOG_F32, V_RCP_F32 and V_RSQ_F32 1 ULP accuracy, with
-  subnormal inputs and results flushed to zero.
+* ``approx_*``: the hardware's transcendental unit, one instruction each. AMD's ISA reference
+  guides (RDNA3's entries) give V_EXP_F32, V_LOG_F32, V_RCP_F32 and V_RSQ_F32 "1ULP accuracy,
+  denormals are flushed".
 """
 
 from __future__ import annotations
