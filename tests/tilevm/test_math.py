@@ -237,3 +237,49 @@ def test_approx_marks_the_instruction_and_exact_is_the_default() -> None:
     assert "approx=" not in slow and "op='exp'" in slow
     div = approximate.ir(x, x, x, OP="div", APPROX=True, BLOCK=64)
     assert "approx=True, op='div'" in div
+
+
+@tv.kernel
+def softmax_rows(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.f32], C: tv.constexpr, FAST: tv.constexpr):
+    row = tv.block_id(0)
+    v = tv.load(x, [row, 0], [1, C], other=-float("inf"))
+    e = tv.exp(v - tv.max(v, axis=1, keepdims=True), approx=FAST)
+    tv.store(out, tv.fdiv(e, tv.sum(e, axis=1, keepdims=True), approx=FAST), [row, 0])
+
+
+def _softmax_reference(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("device", EXECUTORS)
+def test_a_softmax_with_approximate_math_stays_close(device, rng) -> None:
+    rows, cols = 37, 256
+    x = (rng.standard_normal((rows, cols)) * 8).astype(np.float32)
+    out = np.full((rows, cols), np.nan, np.float32)
+    at(device, softmax_rows[rows,])(x, out, C=cols, FAST=True)
+    # exp's error at |x| <= 60 and the division's, on top of f32 sums: well under 2^-14 on
+    # CUDA and the CPU (exact); sycl::native on the OpenCL CPU device is good to about 2^-11
+    rtol = 2.0**-9 if device.startswith("sycl") else 2.0**-14
+    reference_values = _softmax_reference(x.astype(np.float64))
+    np.testing.assert_allclose(out, reference_values, rtol=rtol, atol=2.0**-30)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("op", APPROX_OPS)
+def test_on_the_gpu_approximate_math_is_faster_code_within_its_bound(op, rng) -> None:
+    """On the device: the approximate kernel's results within the PTX ISA's bound over a large
+    sample (2**20 arguments), and different from the exact kernel's somewhere (the instruction
+    really is the approximate one)."""
+    n = 1 << 20
+    x, y = approx_inputs(op, rng, n)
+    fast, exact = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
+    for out, flag in ((fast, True), (exact, False)):
+        at("cuda", approximate[n // 1024,])(x, y, out, OP=op, APPROX=flag, BLOCK=1024)
+    xd = x.astype(np.float64)
+    want = xd / y.astype(np.float64) if op == "div" else reference(op, xd)
+    rel, absolute = approx_bound(op, "cuda", xd)
+    error = np.abs(fast - want)
+    assert ((error <= rel * np.abs(want)) | (error <= absolute)).all()
+    assert (fast != exact).any()
