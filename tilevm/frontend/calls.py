@@ -180,7 +180,7 @@ for _op in sorted(APPROX - {"div"}):
 
 @handles("pow")
 def _pow(tr: Translator, x: Any, y: Any) -> Any:
-    return float_ops.pow_(tr.b, x, y)
+    return float_ops.power(tr.b, x, y)
 
 
 @handles("fdiv")

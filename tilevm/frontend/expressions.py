@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -199,7 +198,10 @@ class ExpressionTranslator:
             expected=f"a name that {prefix} has" + (" (its public names)" if is_module else ""),
             found=f"'{node.attr}'",
             hint=missing_attribute_hint(
-                node.attr, public_names(owner), prefix, well_known=owner is sys.modules["tilevm"]
+                node.attr,
+                public_names(owner),
+                prefix,
+                well_known=getattr(owner, "__name__", None) == "tilevm",
             ),
             location=self.src.attribute_loc(node),
         )

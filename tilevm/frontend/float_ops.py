@@ -37,7 +37,7 @@ def _require_float(b: Builder, what: str, hint: str, *values: Any) -> None:
             )
 
 
-def pow_(b: Builder, x: Any, y: Any) -> Any:
+def power(b: Builder, x: Any, y: Any) -> Any:
     """``x ** y`` of floats, elementwise with broadcasting; C's ``pow`` at every point
     (computed in float64, rounded once), also when both are compile-time numbers."""
     _require_float(b, "tv.pow", "convert first: x.to(tv.f32); for integer powers use x ** n", x, y)
