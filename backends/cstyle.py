@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from tilevm.backends import codecs
+from tilevm.backends import codecs, prelude
 from tilevm.dtypes import DataType
 from tilevm.lowering import thread_ir as t
 from tilevm.lowering.exprs import compute_type
@@ -19,7 +19,8 @@ BIN_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "and": "&
            "xor": "^", "shl": "<<", "shr": ">>", "eq": "==", "ne": "!=", "lt": "<", "le": "<=",
            "gt": ">", "ge": ">=", "land": "&&"}  # fmt: skip
 WRAPPING = {"wadd": "+", "wsub": "-", "wmul": "*"}  # integer ops that must wrap, not overflow
-MATH = ("exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "tanh", "floor", "ceil")
+MATH = ("exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "tan", "atan", "tanh", "erf", "log1p",
+        "expm1", "floor", "ceil")  # fmt: skip
 
 
 def container_bits(bits: int) -> int:
@@ -42,6 +43,11 @@ class CStyleRenderer:
     array_align = "__align__(16) "
     # correctly rounded arithmetic on halves and bfloats (never contracted into an fma)
     half_ops: dict[str, str] = {}
+    # tv_approx_exp, tv_approx_exp2, tv_approx_log2, tv_approx_rsqrt, tv_approx_div on f32: the
+    # target's fast instructions, emitted into kernels that call them
+    approx_helpers = ""
+    # how the sigmoid helper spells exp and |x| of a float and of a double
+    sigmoid_spelling = ("expf", "fabsf", "exp", "fabs")
 
     def storage_type(self, dt: DataType) -> str:
         """How an element is held in registers and shared memory."""
@@ -234,6 +240,11 @@ class CStyleRenderer:
             return f"({'1.0' if double else '1.0f'} / sqrt{'' if double else 'f'}({args[0]}))"
         if fn == "fma":
             return f"fma{'' if double else 'f'}({', '.join(args)})"
+        if fn == "sigmoid":
+            self.codecs.setdefault("tv_sigmoid", prelude.sigmoid(*self.sigmoid_spelling))
+        if fn.startswith("approx_"):
+            assert self.approx_helpers, f"{type(self).__name__} has no approximate math"
+            self.codecs.setdefault("tv_approx", self.approx_helpers.strip())
         if fn == "f2i":
             ct = self.compute_type(compute_type(e.dtype))
             signed = "true" if e.dtype.kind == "int" else "false"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from string import Template
 
-__all__ = ["FIXED_WIDTH_INTS", "LANES16_EQ", "Spelling", "helpers"]
+__all__ = ["FIXED_WIDTH_INTS", "LANES16_EQ", "Spelling", "helpers", "sigmoid"]
 
 
 @dataclass(frozen=True)
@@ -233,3 +233,23 @@ TV_INLINE uint32_t tv_load_bits(const uint8_t* p, long long pos, int bits) {
 def helpers(spelling: Spelling) -> str:
     """The shared helpers in one language's spelling."""
     return HELPERS.substitute(asdict(spelling))
+
+
+SIGMOID = Template(r"""
+// sigmoid(x) = 1 / (1 + exp(-x)) from e = exp(-|x|), which lies in (0, 1]: no overflow, 0 and 1
+// at the infinities, nan only for nan.
+TV_INLINE float tv_sigmoid(float x) {
+    float e = ${expf}(-${fabsf}(x));
+    float s = 1.0f / (1.0f + e);
+    return x >= 0.0f ? s : e * s;
+}
+TV_INLINE double tv_sigmoid(double x) {
+    double e = ${exp}(-${fabs}(x));
+    double s = 1.0 / (1.0 + e);
+    return x >= 0.0 ? s : e * s;
+}""")
+
+
+def sigmoid(expf: str, fabsf: str, exp: str, fabs: str) -> str:
+    """The sigmoid helper, with the language's names of exp and |x| (float, then double)."""
+    return SIGMOID.substitute(expf=expf, fabsf=fabsf, exp=exp, fabs=fabs).strip()

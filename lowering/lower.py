@@ -58,6 +58,11 @@ _RESERVED = {
     "continue", "switch", "case", "default", "goto", "auto", "register", "volatile", "inline",
     "template", "typename", "class", "new", "delete", "this", "true", "false", "half", "tid",
     "lane", "warp", "tv_smem", "main", "sizeof", "operator", "namespace", "using", "max", "min",
+    # the C math functions generated code calls by name (a local array `exp` would hide exp())
+    "exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "tan", "atan", "tanh", "erf", "log1p",
+    "expm1", "floor", "ceil", "pow", "fabs", "fma", "fmod", "copysign", "trunc", "ldexp",
+    "expf", "exp2f", "logf", "log2f", "sqrtf", "sinf", "cosf", "tanf", "atanf", "tanhf", "erff",
+    "log1pf", "expm1f", "floorf", "ceilf", "powf", "fabsf", "fmaf", "printf", "sycl",
 }  # fmt: skip
 
 

@@ -64,6 +64,14 @@ def _literal_as(expr: t.Expr, ct: DataType) -> t.Expr:
     return t.Const(expr.value, ct) if isinstance(expr, t.Const) else expr
 
 
+def approx_name(op: str, ct: DataType) -> str:
+    """The thread-IR call of ``op``'s approximate form: ``approx_exp`` and friends exist for f32
+    (what GPUs' fast instructions compute; narrower floats compute in f32 too); f64 keeps the
+    exact function, which approx never makes worse. Every renderer spells ``approx_*`` calls:
+    the CPU with the exact function, GPUs with their fast instructions."""
+    return f"approx_{op}" if ct == dts.f32 else op
+
+
 @lowers("binary")
 def _binary(lw: Lowerer, ins: Instr) -> None:
     if lower_half_pairs(lw, ins):  # halves and bfloats: one packed operation per register
@@ -76,6 +84,8 @@ def _binary(lw: Lowerer, ins: Instr) -> None:
         a, b = (_literal_as(x, ct) for x in args)
         if op in ("add", "sub", "mul") and ct.is_integer:
             return t.Bin("w" + op, a, b, ct)  # integers wrap (C's signed overflow would not)
+        if op == "div" and ins.attr("approx") and ct == dts.f32:  # f64 divides exactly
+            return t.Call("approx_div", (a, b), ct)
         if op in _BIN:
             return t.Bin(_BIN[op], a, b, ct)
         if op in _CALL:
@@ -107,7 +117,8 @@ def _unary(lw: Lowerer, ins: Instr) -> None:
             return t.Bin("eq", a, t.Const(0, src), dts.u1)
         if op == "abs":
             return t.Call("abs", (a,), ct)
-        return t.Call(op, (t.Convert(a, ct) if src != ct else a,), ct)
+        fn = approx_name(op, ct) if ins.attr("approx") else op
+        return t.Call(fn, (t.Convert(a, ct) if src != ct else a,), ct)
 
     elementwise(lw, ins, compute)
 

@@ -34,6 +34,15 @@ class KernelTypeError(CompileError, TypeError):
     code = "type"
 
 
+class KernelAttributeError(CompileError, AttributeError):
+    """A kernel reads a name that its owner (``tv``, a module, a tile) does not have."""
+
+    code = "attribute"
+
+    def __init__(self, *args, **kwargs) -> None:  # AttributeError's own __init__ takes name=
+        CompileError.__init__(self, *args, **kwargs)
+
+
 class ShapeError(CompileError, ValueError):
     """Tile shapes do not fit an instruction."""
 
@@ -97,6 +106,7 @@ def entry_point(fn: F) -> F:
 __all__ = [
     "CompileError",
     "DeviceError",
+    "KernelAttributeError",
     "KernelTypeError",
     "LaunchError",
     "LaunchTypeError",

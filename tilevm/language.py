@@ -56,16 +56,29 @@ _DOCS = {
     "where": "where(cond, a, b) -> elementwise select",
     "maximum": "maximum(a, b)",
     "minimum": "minimum(a, b)",
-    "exp": "exp(x)",
-    "exp2": "exp2(x)",
+    "exp": "exp(x, approx=False); approx=True: the GPU's fast 2**(x*log2(e)) (within 2 + 1.5|x| "
+    "ulp on CUDA), exact on the CPU and the interpreter",
+    "exp2": "exp2(x, approx=False); approx=True: the GPU's fast exp2 instruction (within 2 ulp on "
+    "CUDA)",
     "log": "log(x)",
-    "log2": "log2(x)",
+    "log2": "log2(x, approx=False); approx=True: the GPU's fast log2 instruction",
     "sqrt": "sqrt(x)",
-    "rsqrt": "rsqrt(x) = 1 / sqrt(x)",
+    "rsqrt": "rsqrt(x, approx=False) = 1 / sqrt(x); approx=True: the GPU's fast rsqrt instruction",
     "abs": "abs(x)",
     "sin": "sin(x)",
     "cos": "cos(x)",
+    "tan": "tan(x)",
+    "atan": "atan(x) in [-pi/2, pi/2]",
     "tanh": "tanh(x)",
+    "erf": "erf(x): the error function, 2/sqrt(pi) * integral of exp(-t*t) from 0 to x",
+    "sigmoid": "sigmoid(x) = 1 / (1 + exp(-x)), computed without overflow (0 and 1 at the ends, "
+    "never nan for a number)",
+    "log1p": "log1p(x) = log(1 + x), accurate for x near 0",
+    "expm1": "expm1(x) = exp(x) - 1, accurate for x near 0",
+    "pow": "pow(x, y) = x ** y of floats, elementwise with broadcasting (nan for a negative x "
+    "and a non-integer y); for integer powers write x ** n",
+    "fdiv": "fdiv(x, y, approx=False) = x / y of floats; approx=True: x times the GPU's fast "
+    "reciprocal of y (within 2 ulp on CUDA where 1/y is a normal float)",
     "floor": "floor(x)",
     "ceil": "ceil(x)",
     "cast": "cast(x, dtype) (also x.to(dtype))",

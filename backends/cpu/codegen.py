@@ -20,6 +20,7 @@ from llvmlite import ir
 
 from tilevm.backends import codecs
 from tilevm.backends.cpu import c_types as ct
+from tilevm.backends.cpu import math_calls
 from tilevm.backends.cpu import program as bp
 from tilevm.backends.cpu.c_types import I1, I8, I32, I64, LLVM, PTR, SIZE, Value, convert
 from tilevm.backends.cpu.cfunctions import define as define_c_function
@@ -29,7 +30,6 @@ from tilevm.lowering import thread_ir as t
 from tilevm.lowering.exprs import compute_type
 from tilevm.lowering.target import Target
 
-MATH = ("exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "floor", "ceil")
 ALIGN = 64
 # A loop over a tile's slots (``unroll``, constant bounds) whose unrolled body has at most this
 # many thread-IR nodes is emitted unrolled. LLVM fully unrolls such loops anyway, but thousands
@@ -570,16 +570,13 @@ class _Codegen:
 
     def expr_Call(self, e: t.Call) -> Value:
         b, fn = self.b, e.fn
-        if fn in MATH or fn in ("tanh", "rsqrt"):
+        if fn in math_calls.UNARY:
             c = "double" if e.dtype.name == "f64" else "float"
             x = convert(b, self.expr(e.args[0]), c).v
-            if fn == "rsqrt":
-                sqrt = self.helpers.intrinsic("llvm.sqrt", c)
-                return Value(b.fdiv(ir.Constant(x.type, 1.0), b.call(sqrt, [x])), c)
-            if fn == "tanh":
-                return Value(b.call(self.helpers.libm("tanhf" if c == "float" else "tanh",
-                                                      LLVM[c]), [x]), c)  # fmt: skip
-            return Value(b.call(self.helpers.intrinsic(f"llvm.{fn}", c), [x]), c)
+            return Value(math_calls.unary_math(b, self.helpers, fn, x, c), c)
+        if fn == "approx_div":  # exact on the CPU (see math_calls)
+            x, y = (convert(b, self.expr(a), "float").v for a in e.args)
+            return Value(b.fdiv(x, y), "float")
         if fn == "fma":
             c = ct.compute(e.dtype)
             args = [convert(b, self.expr(a), c).v for a in e.args]

@@ -175,11 +175,43 @@ TV_INLINE void tv_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::
 
 PRELUDE = INCLUDES + prelude.FIXED_WIDTH_INTS + MACROS + prelude.helpers(SPELLING) + DEVICE
 
+# Emitted into kernels that ask for approximate math (tv.exp(x, approx=True), ...): one MUFU
+# instruction each, subnormals kept (no .ftz). Bounds from the PTX ISA: ex2.approx.f32 2 ulp;
+# lg2.approx.f32 2^-22 absolute in (0.5, 2), 2^-22 relative elsewhere; rcp.approx.f32 1 ulp;
+# rsqrt.approx.f32 2^-22.9 relative. Not volatile: the compiler may merge and move them.
+APPROX = r"""
+// Fast approximate f32 math (PTX .approx instructions).
+TV_INLINE float tv_approx_exp2(float x) {
+    float y;
+    asm("ex2.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+TV_INLINE float tv_approx_log2(float x) {
+    float y;
+    asm("lg2.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+TV_INLINE float tv_approx_rsqrt(float x) {
+    float y;
+    asm("rsqrt.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+// e**x as 2**(x * log2(e)): rounding the product adds up to |x| * 2^-24 relative error.
+TV_INLINE float tv_approx_exp(float x) { return tv_approx_exp2(x * 1.44269504088896341f); }
+// a / b as a * (1 / b): rcp's 1 ulp and the product's rounding.
+TV_INLINE float tv_approx_div(float a, float b) {
+    float r;
+    asm("rcp.approx.f32 %0, %1;" : "=f"(r) : "f"(b));
+    return a * r;
+}
+"""
+
 
 class CudaRenderer(CStyleRenderer):
     kernel_prefix = 'extern "C" __global__'
     prelude = PRELUDE
     half_ops = {"add": "__hadd_rn", "sub": "__hsub_rn", "mul": "__hmul_rn"}
+    approx_helpers = APPROX
 
     def kernel_signature(self, kernel, params: str) -> str:
         return (

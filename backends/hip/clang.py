@@ -80,7 +80,8 @@ def _compile_error(log: str, arch: str, name: str) -> CompileError:
     if missing:
         hint = (
             f"{', '.join(missing)} live in ROCm's device libraries, which offline compiles do "
-            "not link: compile with hipRTC (a HIP device) for f64 transcendentals and printf"
+            "not link: compile with hipRTC (a HIP device) for f64 transcendentals, tan, atan, erf, "
+            "log1p, expm1 and printf"
         )
     return CompileError(
         f"clang could not compile the HIP source of {name} for {arch}",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from tilevm.backends import prelude
 from tilevm.backends.cstyle import MATH, CStyleRenderer
+from tilevm.backends.hip import math_helpers as hip_math
 from tilevm.lowering import thread_ir as t
 
 HEAD = r"""
@@ -391,6 +392,8 @@ class HipRenderer(CStyleRenderer):
     prelude = PRELUDE
     array_align = "__attribute__((aligned(16))) "
     half_ops = {"add": "tv_hadd", "sub": "tv_hsub", "mul": "tv_hmul"}
+    approx_helpers = hip_math.APPROX
+    sigmoid_spelling = ("tv_exp", "__builtin_fabsf", "tv_exp", "__builtin_fabs")
 
     def kernel_signature(self, kernel: t.ThreadKernel, params: str) -> str:
         return (
@@ -399,6 +402,8 @@ class HipRenderer(CStyleRenderer):
         )
 
     def expr_call(self, e: t.Call) -> str:
+        if e.fn in hip_math.LIBRARY_FUNCTIONS:  # declared only where used
+            self.codecs.setdefault(f"tv_{e.fn}", hip_math.library_function(e.fn))
         if e.fn in MATH or e.fn == "fma":  # overloads on float and double, see the prelude
             return f"tv_{e.fn}({', '.join(self.expr(a) for a in e.args)})"
         if e.fn == "rsqrt":

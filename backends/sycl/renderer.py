@@ -176,6 +176,7 @@ class SyclRenderer(CStyleRenderer):
     bfloat_type = "tv_bfloat16"
     prelude = PRELUDE
     array_align = "alignas(16) "
+    sigmoid_spelling = ("sycl::exp", "sycl::fabs", "sycl::exp", "sycl::fabs")
 
     def __init__(self, sub_group_size: int = 16) -> None:
         self.sub_group_size = sub_group_size
@@ -214,6 +215,8 @@ class SyclRenderer(CStyleRenderer):
             return f"({one} / sycl::sqrt({self.expr(e.args[0])}))"
         if fn == "fma":
             return f"sycl::fma({', '.join(self.expr(a) for a in e.args)})"
+        if fn in NATIVE:
+            return f"sycl::native::{NATIVE[fn]}({', '.join(self.expr(a) for a in e.args)})"
         if fn == "printf":
             return f"{EXP}::printf({', '.join(self.expr(a) for a in e.args)})"
         return super().expr_call(e)
@@ -251,7 +254,11 @@ class SyclRenderer(CStyleRenderer):
         return f"sycl::bit_cast<tv_bfloat16>({a})"
 
 
-MATH_FUNCTIONS = ("exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "tanh", "floor", "ceil")
+MATH_FUNCTIONS = ("exp", "exp2", "log", "log2", "sqrt", "sin", "cos", "tan", "atan", "tanh", "erf",
+                  "log1p", "expm1", "floor", "ceil")  # fmt: skip
+# approximate f32 math: SYCL's native functions (their accuracy is the device's own)
+NATIVE = {"approx_exp": "exp", "approx_exp2": "exp2", "approx_log2": "log2",
+          "approx_rsqrt": "rsqrt", "approx_div": "divide"}  # fmt: skip
 
 
 def render(lowered: Lowered) -> str:

@@ -79,6 +79,18 @@ def unary_op(x: tv.Tensor, out: tv.Tensor, OP: tv.constexpr, BLOCK: tv.constexpr
         r = -a
     elif OP == "tanh":
         r = tv.tanh(a)
+    elif OP == "tan":
+        r = tv.tan(a)
+    elif OP == "atan":
+        r = tv.atan(a)
+    elif OP == "erf":
+        r = tv.erf(a)
+    elif OP == "sigmoid":
+        r = tv.sigmoid(a)
+    elif OP == "log1p":
+        r = tv.log1p(a)
+    elif OP == "expm1":
+        r = tv.expm1(a)
     elif OP == "floor":
         r = tv.floor(a)
     else:

@@ -362,7 +362,8 @@ class _Chain:
     ]
     # what an inexact value may still go through: error bounds stay simple
     INEXACT_OPS = {"maximum", "minimum", "abs", "neg", "mul", "where", "cast"}
-    MATH = ["exp", "exp2", "log", "log2", "sqrt", "rsqrt", "tanh", "pow"]
+    MATH = ["exp", "exp2", "log", "log2", "sqrt", "rsqrt", "tanh", "pow", "erf", "sigmoid", "atan",
+            "tan", "log1p", "expm1", "tv.pow"]  # fmt: skip
 
     def __init__(self, r: random.Random, palette: list[DataType]) -> None:
         self.r = r
@@ -492,11 +493,16 @@ class _Chain:
         r, dt, x = self.r, a.dt, a.name
         fn = r.choice(self.MATH)
         rel, ab = 4 * dt.eps + 2.0**-20, tiny(dt)
-        if fn in ("exp", "exp2"):
+        if fn in ("exp", "exp2", "expm1", "tan"):  # tan: within (-pi/2, pi/2), far from a pole
             hi = next(c for c in (4.0, 3.0, 2.0, 1.0) if representable(dt, c))
+            hi = 1.0 if fn == "tan" else hi
             expr = f"tv.{fn}(tv.minimum(tv.maximum({x}, {literal(-hi)}), {literal(hi)}))"
-        elif fn in ("log", "log2", "rsqrt"):
+        elif fn in ("log", "log2", "rsqrt", "log1p"):
             expr = f"tv.{fn}(tv.abs({x}) + 1.0)"
+        elif fn in ("erf", "sigmoid", "atan"):  # any argument
+            expr = f"tv.{fn}({x})"
+        elif fn == "tv.pow":
+            expr = f"tv.pow(tv.abs({x}) + 0.5, {constant(r, dt, [0.5, 1.5, -1.0])})"
         elif fn == "sqrt":
             expr, rel, ab = f"tv.sqrt(tv.abs({x}))", 0.0, 0.0
         elif fn == "tanh":

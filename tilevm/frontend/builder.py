@@ -24,7 +24,10 @@ INDEX = dts.i32
 ARITH = {"add", "sub", "mul", "div", "floordiv", "mod", "pow", "maximum", "minimum"}
 BITWISE = {"and", "or", "xor", "lshift", "rshift"}
 COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
-FLOAT_UNARY = {"exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor", "ceil"}
+FLOAT_UNARY = {"exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tan", "atan", "tanh",
+               "erf", "sigmoid", "log1p", "expm1", "floor", "ceil"}  # fmt: skip
+# functions with an approximate form on GPUs (``tv.exp(x, approx=True)``; ``div``: ``tv.fdiv``)
+APPROX = {"exp", "exp2", "log2", "rsqrt", "div"}
 ANY_UNARY = {"neg", "abs"}
 INT_UNARY = {"invert"}
 BOOL_UNARY = {"not"}

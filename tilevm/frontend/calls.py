@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from tilevm import language as lang
 from tilevm.dtypes import DataType
-from tilevm.frontend import ops, reductions, views
-from tilevm.frontend.builder import INDEX, describe
+from tilevm.frontend import float_ops, ops, reductions, views
+from tilevm.frontend.builder import APPROX, INDEX, describe
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, ScalarType
 
@@ -163,21 +163,29 @@ def _unary_handler(op: str) -> Handler:
     return handler
 
 
-for _op in (
-    "exp",
-    "exp2",
-    "log",
-    "log2",
-    "sqrt",
-    "rsqrt",
-    "abs",
-    "sin",
-    "cos",
-    "tanh",
-    "floor",
-    "ceil",
-):
+def _approx_unary_handler(op: str) -> Handler:
+    def handler(tr: Translator, x: Any, approx: Any = False) -> Any:
+        return ops.unary(tr.b, op, x, approx=float_ops.approx_flag(tr.b, approx, f"tv.{op}"))
+
+    return handler
+
+
+_UNARY = ("log", "sqrt", "abs", "sin", "cos", "tan", "atan", "tanh", "erf", "sigmoid", "log1p",
+          "expm1", "floor", "ceil")  # fmt: skip
+for _op in _UNARY:
     HANDLERS[_op] = _unary_handler(_op)
+for _op in sorted(APPROX - {"div"}):
+    HANDLERS[_op] = _approx_unary_handler(_op)
+
+
+@handles("pow")
+def _pow(tr: Translator, x: Any, y: Any) -> Any:
+    return float_ops.power(tr.b, x, y)
+
+
+@handles("fdiv")
+def _fdiv(tr: Translator, x: Any, y: Any, approx: Any = False) -> Any:
+    return float_ops.fdiv(tr.b, x, y, float_ops.approx_flag(tr.b, approx, "tv.fdiv"))
 
 
 @handles("cast")

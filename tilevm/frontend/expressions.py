@@ -13,12 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from tilevm import language as lang
-from tilevm.errors import CompileError, InlineDepthError, UnsupportedSyntaxError
+from tilevm.errors import (
+    CompileError,
+    InlineDepthError,
+    KernelAttributeError,
+    UnsupportedSyntaxError,
+)
 from tilevm.frontend import ops
 from tilevm.frontend.builder import Builder, describe
 from tilevm.frontend.calls import call_builtin, tensor_dim
 from tilevm.frontend.scope import Scope
 from tilevm.frontend.source import FunctionSource
+from tilevm.frontend.suggestions import missing_attribute_hint, public_names
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, TileType
 
@@ -40,6 +46,8 @@ BINOPS = {
 }
 _CMPOPS = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
 _UNARY = {ast.USub: "neg", ast.Not: "not", ast.Invert: "invert"}
+
+VALUE_ATTRIBUTES = ["shape", "dtype", "to", "stride", "T"]  # what a tile, scalar or tensor has
 
 
 @dataclass
@@ -161,11 +169,7 @@ class ExpressionTranslator:
             try:
                 found = getattr(value, node.attr)
             except AttributeError:
-                raise CompileError(
-                    f"{describe(value)} has no attribute '{node.attr}'",
-                    location=self.src.loc(node),
-                    code="attribute",
-                ) from None
+                raise self.missing_attribute(node, value) from None
             return self.scope.attribute(value, node.attr, found, self.src.loc(node))
         if node.attr == "dtype":
             return value.type.dtype
@@ -175,12 +179,31 @@ class ExpressionTranslator:
             return Method(value, node.attr)
         if node.attr == "T" and isinstance(value.type, TileType):
             return ops.transpose(self.b, value, None)
-        raise CompileError(
+        raise KernelAttributeError(
             f"{describe(value)} has no attribute '{node.attr}'",
             expected="shape, dtype, to(dtype), stride(i) or T",
             found=node.attr,
-            location=self.src.loc(node),
-            code="attribute",
+            hint=missing_attribute_hint(node.attr, VALUE_ATTRIBUTES, ast.unparse(node.value)),
+            location=self.src.attribute_loc(node),
+        )
+
+    def missing_attribute(self, node: ast.Attribute, owner: Any) -> KernelAttributeError:
+        """``tv.sigmod``: the caret under the name, the nearest names that exist, and for a
+        well-known name tilevm spells differently (``tv.relu``) how to write it."""
+        prefix = ast.unparse(node.value)
+        is_module = inspect.ismodule(owner)
+        what = f"module '{owner.__name__}'" if is_module else describe(owner)
+        return KernelAttributeError(
+            f"{prefix}.{node.attr}: {what} has no attribute '{node.attr}'",
+            expected=f"a name that {prefix} has" + (" (its public names)" if is_module else ""),
+            found=f"'{node.attr}'",
+            hint=missing_attribute_hint(
+                node.attr,
+                public_names(owner),
+                prefix,
+                well_known=getattr(owner, "__name__", None) == "tilevm",
+            ),
+            location=self.src.attribute_loc(node),
         )
 
     def expr_Subscript(self, node: ast.Subscript) -> Any:
@@ -383,4 +406,3 @@ class ExpressionTranslator:
             return ret.value
         finally:
             self.b.loc = saved
-

@@ -56,7 +56,8 @@ def is_runtime(*values: Any) -> bool:
     return any(isinstance(v, Var) for v in values)
 
 
-def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
+def binary(b: Builder, op: str, lhs: Any, rhs: Any, approx: bool = False) -> Any:
+    """``lhs op rhs``; ``approx`` (``tv.fdiv``) lets GPUs divide with a reciprocal estimate."""
     if not is_runtime(lhs, rhs):
         if op in ("lshift", "rshift") and isinstance(rhs, (int, np.integer)) and rhs < 0:
             raise _negative_shift(b, op, lhs, rhs)
@@ -75,7 +76,8 @@ def binary(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
     out_dtype = BOOL if op in COMPARE else dtype
     op_kind = "compare" if op in COMPARE else "binary"
     assert op in ARITH | BITWISE | COMPARE, op
-    return b.instr(op_kind, b.result_type(out_dtype, shape), args, name=op, op=op)
+    attrs = {"approx": True} if approx else {}  # absent when exact: the IR reads as before
+    return b.instr(op_kind, b.result_type(out_dtype, shape), args, name=op, op=op, **attrs)
 
 
 def _fold(b: Builder, op: str, lhs: Any, rhs: Any) -> Any:
@@ -125,7 +127,9 @@ def _negative_shift(b: Builder, op: str, lhs: Any, rhs: Any) -> KernelValueError
     )
 
 
-def unary(b: Builder, op: str, x: Any) -> Any:
+def unary(b: Builder, op: str, x: Any, approx: bool = False) -> Any:
+    """``op(x)``; ``approx`` lets GPUs use their fast approximate instruction (compile-time
+    values fold exactly, as the CPU and the interpreter compute at run time)."""
     if not is_runtime(x):
         return _fold_unary(b, op, x)
     dtype = x.type.dtype
@@ -141,7 +145,8 @@ def unary(b: Builder, op: str, x: Any) -> Any:
     if op in BOOL_UNARY and dtype != BOOL:
         x = binary(b, "ne", x, 0)
     shape = x.type.shape if isinstance(x.type, TileType) else None
-    return b.instr("unary", b.result_type(x.type.dtype, shape), [x], name=op, op=op)
+    attrs = {"approx": True} if approx else {}
+    return b.instr("unary", b.result_type(x.type.dtype, shape), [x], name=op, op=op, **attrs)
 
 
 _FOLD_EXACT = {

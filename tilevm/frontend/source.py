@@ -7,7 +7,7 @@ import hashlib
 import inspect
 import os
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tilevm.dtypes import SourceLocation
@@ -61,6 +61,14 @@ class FunctionSource:
         return SourceLocation(
             self.file, self.first_line + index, node.col_offset + self.indent, text
         )
+
+    def attribute_loc(self, node: ast.Attribute) -> SourceLocation | None:
+        """Where ``name`` of ``owner.name`` starts: the caret goes under the missing name."""
+        loc = self.loc(node)
+        if loc is None or node.end_lineno != node.lineno or node.end_col_offset is None:
+            return loc
+        name_col = node.end_col_offset - len(node.attr)
+        return replace(loc, col=loc.col + name_col - node.col_offset)
 
 
 _digests: dict[str, tuple[tuple[int, int], str]] = {}
