@@ -39,7 +39,7 @@ def softmax(x: tv.Tensor, out: tv.Tensor, ROWS: tv.constexpr, BLOCK: tv.constexp
     top = tv.max(v, axis=1, keepdims=True)
     if FAST == 2:  # the approximate instructions (ex2.approx, rcp.approx)
         e = tv.exp2((v - top) * LOG2E, approx=True)
-        scale = tv.reciprocal(tv.sum(e, axis=1, keepdims=True), approx=True)
+        scale = tv.fdiv(1.0, tv.sum(e, axis=1, keepdims=True), approx=True)
         tv.store(out, (e * scale).to(out.dtype), [r0, 0])
     elif FAST == 1:  # exact exp2 of a pre-scaled input, one division per row
         e = tv.exp2((v - top) * LOG2E)
@@ -105,7 +105,7 @@ def checked(launch, out: torch.Tensor, ref: torch.Tensor, tolerance: float) -> f
 
 
 def has_approx() -> bool:
-    return hasattr(tv, "reciprocal")
+    return hasattr(tv, "fdiv")
 
 
 def softmax_variants(cols: int):

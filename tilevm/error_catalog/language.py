@@ -422,4 +422,18 @@ def k(x: tv.Tensor[tv.f32]):
 k[1,](np.ones(32, np.float32), warps=1, device="interp")
 """,
     ),
+    Entry(
+        "accumulator-dtype",
+        "a sum or dot asked to accumulate floats in an integer dtype, or integers in a float one",
+        "tv.sum(x, dtype=) and tv.dot(a, b, dtype=) pick the result's and the accumulator's "
+        "dtype; it must be of the inputs' kind (a float dtype for float inputs).",
+        "Convert the inputs first (x.to(tv.f32)), then reduce; or drop dtype=.",
+        example="""
+@tv.kernel
+def k(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.i32]):
+    tv.store(out, tv.full([1], tv.sum(tv.load(x, [0], [32]), dtype=tv.i32), tv.i32), [0])
+
+k[1,](np.ones(32, np.float32), np.zeros(1, np.int32), device="interp")
+""",
+    ),
 ]

@@ -87,6 +87,20 @@ k[1,](np.ones(32, np.float32), 1000, device="interp")
 """,
     ),
     Entry(
+        "scalar-type",
+        "a scalar argument of the wrong kind for its int, float or bool parameter",
+        "A parameter annotated int takes a Python int (bool is not one), float a number, bool "
+        "True or False.",
+        "Pass a value of the parameter's kind, e.g. int(value), or change the annotation.",
+        example="""
+@tv.kernel
+def k(x: tv.Tensor[tv.f32], n: int):
+    tv.store(x, tv.full([32], n, tv.i32).to(tv.f32), [0])
+
+k[1,](np.ones(32, np.float32), 2.5, device="interp")
+""",
+    ),
+    Entry(
         "byte-order",
         "a big-endian array",
         "Kernels read arrays in this machine's order.",
