@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tilevm import language as lang
 from tilevm.dtypes import DataType
-from tilevm.frontend import ops
+from tilevm.frontend import ops, scans
 from tilevm.frontend.builder import INDEX, describe
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, ScalarType
@@ -200,6 +200,19 @@ def _reduce_handler(op: str) -> Handler:
 
 for _op in ("sum", "max", "min"):
     HANDLERS[_op] = _reduce_handler(_op)
+
+
+@handles("cumsum")
+def _cumsum(tr: Translator, x: Any, axis: Any = 0, reverse: Any = False) -> Var:
+    return scans.scan(tr.b, x, axis, reverse, "tv.cumsum")
+
+
+@handles("associative_scan")
+def _associative_scan(tr: Translator, x: Any, axis: Any, combine: Any, reverse: Any = False) -> Var:
+    tile = tr.b.require_tile(x, "tv.associative_scan")
+    scans.scan_axis(tr.b, tile, axis, "tv.associative_scan")  # before translating the combine
+    fn = scans.combine_function(tr, combine, tile, "tv.associative_scan")
+    return scans.scan(tr.b, tile, axis, reverse, "tv.associative_scan", fn)
 
 
 @handles("dot")
