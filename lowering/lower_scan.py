@@ -30,7 +30,7 @@ A reverse scan runs each digit backwards and swaps the combine's arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
@@ -52,6 +52,7 @@ class Stage:
     kind: str
     radix: int
     stride: int
+    entry: int  # the layout's mode
 
 
 def _pow2(n: int) -> bool:
@@ -69,27 +70,36 @@ def scan_stages(layout: RegisterLayout, axis: int, target: Target) -> list[Stage
     stages: list[Stage] = []
     for entry in reversed(entries):
         if entry in in_slots and sizes[entry] > 1:
-            stages.append(Stage("slots", *in_slots[entry]))
+            stages.append(Stage("slots", *in_slots[entry], entry))
         elif entry in in_threads and sizes[entry] > 1:
             radix, stride = in_threads[entry]
             inside = 1
             if _pow2(radix) and _pow2(stride) and stride < warp:
                 inside = min(radix, warp // stride)
-                stages += [Stage("lanes", 2, stride << b) for b in range(inside.bit_length() - 1)]
+                bits = range(inside.bit_length() - 1)
+                stages += [Stage("lanes", 2, stride << b, entry) for b in bits]
             if radix > inside:
-                stages.append(Stage("warps", radix // inside, stride * inside))
+                stages.append(Stage("warps", radix // inside, stride * inside, entry))
     return stages
 
 
 def scan_scratch(ins: Instr, target: Target) -> int:
-    """Shared bytes for the totals of every thread's slots, where a digit spans warps."""
+    """Shared bytes for the group totals of every thread, where a digit spans warps: one per
+    group a thread holds (slots that differ only in digits scanned before share a total)."""
     if ins.op != "scan":
         return 0
     layout = ins.args[0].type.layout
-    if all(s.kind != "warps" for s in scan_stages(layout, ins.attr("axis"), target)):
-        return 0
+    groups, most = layout.local_size, 0
+    for stage in scan_stages(layout, ins.attr("axis"), target):
+        if stage.kind == "slots":
+            groups //= stage.radix
+        elif stage.kind == "warps":
+            most = max(most, groups)
     ct = compute_type(ins.args[0].type.dtype)
-    return layout.num_threads * layout.local_size * ct.bits // 8
+    return layout.num_threads * most * ct.bits // 8
+
+
+Dims = list[tuple[int, tuple[int, ...]]]  # loops: (count, the stride of each index built)
 
 
 @dataclass
@@ -99,14 +109,34 @@ class _State:
     ct: DataType
     slots: int
     prefix: str  # P
-    total: str | None = None  # T; None while every group is one element (T is P)
+    slot_digits: dict[int, tuple[int, int]]  # the layout's slot digits: entry -> (radix, stride)
     reverse: bool = False
+    total: str | None = None  # T; None while every group is one element (T is P)
+    done: list[int] = field(default_factory=list)  # slot digits scanned so far
 
     def p(self, i: t.Expr) -> t.Elem:
         return t.Elem(self.prefix, i, self.ct)
 
     def t(self, i: t.Expr) -> t.Elem:
+        """T of the group whose first slot (every scanned slot digit 0) is ``i``."""
         return t.Elem(self.total or self.prefix, i, self.ct)
+
+    def position(self, v: t.Expr, radix: int) -> t.Expr:
+        """The ``v``-th value of a digit in the scan's order."""
+        return sub(const(radix - 1), v) if self.reverse else v
+
+    def groups(self, skip: int | None = None) -> Dims:
+        """Loops over the first slot of each group (with the group's index among them)."""
+        dims = [(r, s) for e, (r, s) in self.slot_digits.items() if e not in self.done + [skip]]
+        out, compact = [], 1
+        for radix, stride in reversed(dims):
+            out.append((radix, (stride, compact)))
+            compact *= radix
+        return out[::-1]
+
+    def members(self) -> Dims:
+        """Loops over the offsets from a group's first slot to each of its slots."""
+        return [(self.slot_digits[e][0], (self.slot_digits[e][1],)) for e in self.done]
 
     def split_total(self) -> None:
         """Give T its own registers (a copy of P) before P moves away from it."""
@@ -117,6 +147,18 @@ class _State:
         lw.emit(t.Declare(self.total, self.ct, self.slots))
         lw.slots(self.slots, lambda j: lw.emit(t.Set(self.t(j), self.p(j))))
 
+    def put_in_front(self, first: t.Expr, value: t.Expr, where: t.Expr | None = None) -> None:
+        """``P = combine(value, P)`` on every slot of the group at ``first`` (where ``where``
+        holds, if given)."""
+
+        def one(offsets: tuple[t.Expr, ...]) -> None:
+            i = add(first, offsets[0])
+            ahead = self.combine(value, self.p(i))
+            self.lw.emit(t.Set(self.p(i), ahead if where is None else
+                               t.Select(where, ahead, self.p(i), self.ct)))  # fmt: skip
+
+        _loops(self.lw, self.members(), one, "tv_m", 1)
+
 
 @lowers("scan")
 def _scan(lw: Lowerer, ins: Instr) -> None:
@@ -125,7 +167,8 @@ def _scan(lw: Lowerer, ins: Instr) -> None:
     ct = compute_type(src.type.dtype)
     prefix = lw.names.fresh(f"{lw.name(src)}_scan")
     lw.emit(t.Declare(prefix, ct, layout.local_size))
-    state = _State(lw, _combiner(lw, ins, ct), ct, layout.local_size, prefix)
+    slot_digits = {e: (r, s) for e, r, s in digits(layout.local_modes, layout.mode_sizes)}
+    state = _State(lw, _combiner(lw, ins, ct), ct, layout.local_size, prefix, slot_digits)
     state.reverse = bool(ins.attr("reverse"))
     lw.slots(layout.local_size, lambda j: lw.emit(t.Set(state.p(j), lw.element(src, j))))
     stages = scan_stages(layout, ins.attr("axis"), lw.target)
@@ -133,7 +176,7 @@ def _scan(lw: Lowerer, ins: Instr) -> None:
     for k, stage in enumerate(stages):
         last = k == len(stages) - 1
         if stage.kind == "slots":
-            _slots(state, stage, last)
+            _slots(state, stage.entry, last)
         elif stage.kind == "lanes":
             _lanes(state, stage, last, plain_sum)
         else:
@@ -168,63 +211,58 @@ def _combiner(lw: Lowerer, ins: Instr, ct: DataType) -> Combiner:
     return apply
 
 
-def _loops(lw: Lowerer, counts: list[tuple[int, int]], body: Callable[[t.Expr], None]) -> None:
-    """``body(sum of i_k * stride_k)`` for every ``i_k < count_k``: nested unrolled loops."""
+def _loops(
+    lw: Lowerer,
+    dims: Dims,
+    body: Callable[[tuple[t.Expr, ...]], None],
+    prefix: str,
+    indices: int,
+) -> None:
+    """``body(indices)`` for every combination of the loops' counters, each index the sum of
+    counter times its stride: nested loops, unrolled by the compiler (names ``prefix0``...)."""
 
-    def level(k: int, index: t.Expr) -> None:
-        if k == len(counts):
+    def level(k: int, index: tuple[t.Expr, ...]) -> None:
+        if k == len(dims):
             body(index)
             return
-        count, stride = counts[k]
+        count, strides = dims[k]
         if count == 1:
             level(k + 1, index)
             return
-        var = f"tv_s{k}"
+        var = t.Sym(f"{prefix}{k}")
         with lw.block() as inner:
-            level(k + 1, add(index, mul(t.Sym(var), stride)))
-        lw.emit(t.Loop(var, const(0), const(count), const(1), tuple(inner), unroll=True))
+            level(k + 1, tuple(add(i, mul(var, s)) for i, s in zip(index, strides)))
+        lw.emit(t.Loop(var.name, const(0), const(count), const(1), tuple(inner), unroll=True))
 
-    level(0, const(0))
+    level(0, (const(0),) * indices)
 
 
-def _slots(state: _State, stage: Stage, last: bool) -> None:
-    """A digit in the thread's own slots: a sequential scan over its values."""
-    lw, radix, stride, ct = state.lw, stage.radix, stage.stride, state.ct
-    first_stage = state.total is None
-    if first_stage and not last:
+def _slots(state: _State, entry: int, last: bool) -> None:
+    """A digit in the thread's own slots: a sequential scan over its values, group by group."""
+    lw, ct = state.lw, state.ct
+    radix, stride = state.slot_digits[entry]
+    single = state.total is None  # nothing scanned yet: each group is one slot, T is P
+    if single and not last:
         state.split_total()  # T becomes the group totals below; P already holds x
-    acc = lw.names.fresh("tv_run")
-    lw.emit(t.Declare(acc, ct))
+    acc = t.Sym(lw.names.fresh("tv_run"), ct)
+    lw.emit(t.Declare(acc.name, ct))
 
-    def position(v: t.Expr) -> t.Expr:  # the v-th value of the digit in the scan's order
-        return sub(const(radix - 1), v) if state.reverse else v
-
-    def group(base: t.Expr) -> None:
+    def group(first: tuple[t.Expr, ...]) -> None:
         def at(v: t.Expr) -> t.Expr:
-            return add(base, mul(position(v), stride))
+            return add(first[0], mul(state.position(v, radix), stride))
 
-        lw.emit(t.Set(t.Sym(acc, ct), state.t(at(const(0)))))
-
-        def step(v: t.Expr) -> None:
-            i = at(v)
-            lw.emit(t.Set(state.p(i), state.combine(t.Sym(acc, ct), state.p(i))))
-            if first_stage:  # single elements: the running value is P itself
-                lw.emit(t.Set(t.Sym(acc, ct), state.p(i)))
-            else:
-                lw.emit(t.Set(t.Sym(acc, ct), state.combine(t.Sym(acc, ct), state.t(i))))
-
+        lw.emit(t.Set(acc, state.t(at(const(0)))))
         with lw.block() as inner:
-            step(t.Sym("tv_v"))
+            i = at(t.Sym("tv_v"))
+            state.put_in_front(i, acc)
+            # single slots: the running value is P itself, one combine saved
+            lw.emit(t.Set(acc, state.p(i) if single else state.combine(acc, state.t(i))))
         lw.emit(t.Loop("tv_v", const(1), const(radix), const(1), tuple(inner), unroll=True))
         if not last:
-            lw.slots(
-                radix,
-                lambda v: lw.emit(t.Set(state.t(at(v)), t.Sym(acc, ct))),
-                var="tv_w",
-            )
+            lw.slots(radix, lambda v: lw.emit(t.Set(state.t(at(v)), acc)), var="tv_w")
 
-    outer = state.slots // (radix * stride)
-    _loops(lw, [(outer, radix * stride), (stride, 1)], group)
+    _loops(lw, state.groups(skip=entry), group, "tv_g", 1)
+    state.done.append(entry)
 
 
 def _lanes(state: _State, stage: Stage, last: bool, plain_sum: bool) -> None:
@@ -236,23 +274,22 @@ def _lanes(state: _State, stage: Stage, last: bool, plain_sum: bool) -> None:
     # the partner is earlier in the scan's order: below (forward) or above (reverse)
     behind = t.Bin("eq" if state.reverse else "ne", bit, const(0), dts.u1)
 
-    def slot(j: t.Expr) -> None:
-        other = lw.names.fresh("tv_other")
-        lw.emit(t.Declare(other, ct, None, t.Call("shfl_xor", (state.t(j), const(mask)), ct)))
-        theirs = t.Sym(other, ct)
-        ahead = state.combine(theirs, state.p(j))
-        lw.emit(t.Set(state.p(j), t.Select(behind, ahead, state.p(j), ct)))
+    def group(first: tuple[t.Expr, ...]) -> None:
+        i = first[0]
+        other = t.Sym(lw.names.fresh("tv_other"), ct)
+        lw.emit(t.Declare(other.name, ct, None, t.Call("shfl_xor", (state.t(i), const(mask)), ct)))
+        state.put_in_front(i, other, behind)
         if last:
             return
         if plain_sum:  # addition commutes: both halves add the same two totals
-            total = state.combine(state.t(j), theirs)
+            total = state.combine(state.t(i), other)
         else:
-            first = t.Select(behind, theirs, state.t(j), ct)
-            second = t.Select(behind, state.t(j), theirs, ct)
-            total = state.combine(first, second)
-        lw.emit(t.Set(state.t(j), total))
+            first_ = t.Select(behind, other, state.t(i), ct)
+            second = t.Select(behind, state.t(i), other, ct)
+            total = state.combine(first_, second)
+        lw.emit(t.Set(state.t(i), total))
 
-    lw.slots(state.slots, slot)
+    _loops(lw, state.groups(), group, "tv_g", 1)
 
 
 def _warps(state: _State, stage: Stage, last: bool, base_bytes: int) -> None:
@@ -261,37 +298,38 @@ def _warps(state: _State, stage: Stage, last: bool, base_bytes: int) -> None:
     lw, ct, radix, stride = state.lw, state.ct, stage.radix, stage.stride
     if not last:
         state.split_total()
-    slots = state.slots
+    groups = state.groups()
+    count = 1
+    for n, _ in groups:
+        count *= n
 
-    def cell(thread: t.Expr, j: t.Expr) -> t.Mem:
-        return t.Mem("shared", "tv_smem", add(mul(thread, slots), j), ct, base_bytes)
+    def cell(thread: t.Expr, k: t.Expr) -> t.Mem:
+        return t.Mem("shared", "tv_smem", add(mul(thread, count), k), ct, base_bytes)
 
     lw.emit(t.Barrier())  # the scratch may still be read by an earlier user
-    lw.slots(slots, lambda j: lw.emit(t.Store(cell(lw.tid, j), state.t(j))))
+    _loops(lw, groups, lambda ik: lw.emit(t.Store(cell(lw.tid, ik[1]), state.t(ik[0]))),
+           "tv_g", 2)  # fmt: skip
     lw.emit(t.Barrier())
     mine = digit(lw.tid, radix, stride, False)
-    first = lw.names.fresh("tv_group")
-    lw.emit(t.Declare(first, dts.i32, None, sub(lw.tid, mul(mine, stride))))
-    place = lw.names.fresh("tv_place")  # this thread's position in the scan's order
-    order = sub(const(radix - 1), mine) if state.reverse else mine
-    lw.emit(t.Declare(place, dts.i32, None, order))
-    acc = lw.names.fresh("tv_run")
-    lw.emit(t.Declare(acc, ct))
+    first = t.Sym(lw.names.fresh("tv_group"))  # the thread whose digit is 0
+    lw.emit(t.Declare(first.name, dts.i32, None, sub(lw.tid, mul(mine, stride))))
+    place = t.Sym(lw.names.fresh("tv_place"))  # this thread's position in the scan's order
+    lw.emit(t.Declare(place.name, dts.i32, None, state.position(mine, radix)))
+    acc = t.Sym(lw.names.fresh("tv_run"), ct)
+    lw.emit(t.Declare(acc.name, ct))
 
-    def total_of(v: t.Expr, j: t.Expr) -> t.Expr:  # the v-th group's total in the scan's order
-        position = sub(const(radix - 1), v) if state.reverse else v
-        return t.Load(cell(add(t.Sym(first), mul(position, stride)), j), ct)
+    def total_of(v: t.Expr, k: t.Expr) -> t.Expr:  # the v-th total in the scan's order
+        return t.Load(cell(add(first, mul(state.position(v, radix), stride)), k), ct)
 
-    def slot(j: t.Expr) -> None:
-        lw.emit(t.Set(t.Sym(acc, ct), total_of(const(0), j)))
+    def group(ik: tuple[t.Expr, ...]) -> None:
+        i, k = ik
+        lw.emit(t.Set(acc, total_of(const(0), k)))
         with lw.block() as inner:
             v = t.Sym("tv_v")
-            ahead = state.combine(t.Sym(acc, ct), state.p(j))
-            here = t.Bin("eq", t.Sym(place), v, dts.u1)
-            lw.emit(t.Set(state.p(j), t.Select(here, ahead, state.p(j), ct)))
-            lw.emit(t.Set(t.Sym(acc, ct), state.combine(t.Sym(acc, ct), total_of(v, j))))
+            state.put_in_front(i, acc, t.Bin("eq", place, v, dts.u1))
+            lw.emit(t.Set(acc, state.combine(acc, total_of(v, k))))
         lw.emit(t.Loop("tv_v", const(1), const(radix), const(1), tuple(inner), unroll=True))
         if not last:
-            lw.emit(t.Set(state.t(j), t.Sym(acc, ct)))
+            lw.emit(t.Set(state.t(i), acc))
 
-    lw.slots(slots, slot)
+    _loops(lw, groups, group, "tv_g", 2)
