@@ -75,7 +75,7 @@ _DOCS = {
     "min": "min(x, axis, keepdims=False)",
     "cumsum": "cumsum(x, axis=0, reverse=False) -> tile: the inclusive running sum along one "
     "axis (out[i] = x[0] + ... + x[i]; reverse: x[i] + ... + x[n-1]), in x's dtype, accumulated "
-    "as tv.sum accumulates (floats in float32, or float64 for f64; integers wrap)",
+    "as tv.sum accumulates (integers wrap; floats at least in float32, exactly on the interpreter)",
     "associative_scan": "associative_scan(x, axis, combine, reverse=False) -> tile: the "
     "inclusive scan of x along axis with combine, a @tv.func of two values of x's dtype "
     "returning one (out[i] = combine(...combine(x[0], x[1])..., x[i])), grouped as a tree: "
