@@ -83,9 +83,22 @@ def scan_stages(layout: RegisterLayout, axis: int, target: Target) -> list[Stage
     return stages
 
 
+def distinct_threads(layout: RegisterLayout) -> tuple[list[tuple[int, int, int]], int]:
+    """The thread digits that are not replication, as ``(radix, stride, compact stride)``:
+    ``sum(digit * compact stride)`` numbers the threads holding different elements (replicas
+    share a number), and how many numbers there are."""
+    out, compact = [], 1
+    for entry, radix, stride in reversed(digits(layout.spatial_modes, layout.mode_sizes)):
+        if entry >= 0:
+            out.append((radix, stride, compact))
+            compact *= radix
+    return out[::-1], compact
+
+
 def scan_scratch(ins: Instr, target: Target) -> int:
     """Shared bytes for the group totals of every thread, where a digit spans warps: one per
-    group a thread holds (slots that differ only in digits scanned before share a total)."""
+    group a thread holds (slots that differ only in digits scanned before share a total), and
+    one copy for all replicas of a thread."""
     if ins.op != "scan":
         return 0
     layout = ins.args[0].type.layout
@@ -96,7 +109,7 @@ def scan_scratch(ins: Instr, target: Target) -> int:
         elif stage.kind == "warps":
             most = max(most, groups)
     ct = compute_type(ins.args[0].type.dtype)
-    return layout.num_threads * most * ct.bits // 8
+    return distinct_threads(layout)[1] * most * ct.bits // 8
 
 
 Dims = list[tuple[int, tuple[int, ...]]]  # loops: (count, the stride of each index built)
@@ -107,12 +120,16 @@ class _State:
     lw: Lowerer
     combine: Combiner
     ct: DataType
-    slots: int
+    layout: RegisterLayout
     prefix: str  # P
     slot_digits: dict[int, tuple[int, int]]  # the layout's slot digits: entry -> (radix, stride)
     reverse: bool = False
     total: str | None = None  # T; None while every group is one element (T is P)
     done: list[int] = field(default_factory=list)  # slot digits scanned so far
+
+    @property
+    def slots(self) -> int:
+        return self.layout.local_size
 
     def p(self, i: t.Expr) -> t.Elem:
         return t.Elem(self.prefix, i, self.ct)
@@ -168,7 +185,7 @@ def _scan(lw: Lowerer, ins: Instr) -> None:
     prefix = lw.names.fresh(f"{lw.name(src)}_scan")
     lw.emit(t.Declare(prefix, ct, layout.local_size))
     slot_digits = {e: (r, s) for e, r, s in digits(layout.local_modes, layout.mode_sizes)}
-    state = _State(lw, _combiner(lw, ins, ct), ct, layout.local_size, prefix, slot_digits)
+    state = _State(lw, _combiner(lw, ins, ct), ct, layout, prefix, slot_digits)
     state.reverse = bool(ins.attr("reverse"))
     lw.slots(layout.local_size, lambda j: lw.emit(t.Set(state.p(j), lw.element(src, j))))
     stages = scan_stages(layout, ins.attr("axis"), lw.target)
@@ -306,20 +323,29 @@ def _warps(state: _State, stage: Stage, last: bool, base_bytes: int) -> None:
     def cell(thread: t.Expr, k: t.Expr) -> t.Mem:
         return t.Mem("shared", "tv_smem", add(mul(thread, count), k), ct, base_bytes)
 
+    # threads numbered without their replicas (which hold the same totals): one cell each
+    threads, _ = distinct_threads(state.layout)
+    number: t.Expr = const(0)
+    for r, s, c in threads:
+        outermost = s * r == state.layout.num_threads
+        number = add(number, mul(digit(lw.tid, r, s, outermost), c))
+    # the stage's digit is the part from ``stride`` up of one thread digit (r, s)
+    step = next(c * (stride // s) for r, s, c in threads if s <= stride < s * r)
     lw.emit(t.Barrier())  # the scratch may still be read by an earlier user
-    _loops(lw, groups, lambda ik: lw.emit(t.Store(cell(lw.tid, ik[1]), state.t(ik[0]))),
-           "tv_g", 2)  # fmt: skip
+    with lw.first_holders(state.layout):
+        _loops(lw, groups, lambda ik: lw.emit(t.Store(cell(number, ik[1]), state.t(ik[0]))),
+               "tv_g", 2)  # fmt: skip
     lw.emit(t.Barrier())
     mine = digit(lw.tid, radix, stride, False)
-    first = t.Sym(lw.names.fresh("tv_group"))  # the thread whose digit is 0
-    lw.emit(t.Declare(first.name, dts.i32, None, sub(lw.tid, mul(mine, stride))))
+    first = t.Sym(lw.names.fresh("tv_group"))  # the number of the thread whose digit is 0
+    lw.emit(t.Declare(first.name, dts.i32, None, sub(number, mul(mine, step))))
     place = t.Sym(lw.names.fresh("tv_place"))  # this thread's position in the scan's order
     lw.emit(t.Declare(place.name, dts.i32, None, state.position(mine, radix)))
     acc = t.Sym(lw.names.fresh("tv_run"), ct)
     lw.emit(t.Declare(acc.name, ct))
 
     def total_of(v: t.Expr, k: t.Expr) -> t.Expr:  # the v-th total in the scan's order
-        return t.Load(cell(add(first, mul(state.position(v, radix), stride)), k), ct)
+        return t.Load(cell(add(first, mul(state.position(v, radix), step)), k), ct)
 
     def group(ik: tuple[t.Expr, ...]) -> None:
         i, k = ik
