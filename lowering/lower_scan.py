@@ -5,7 +5,8 @@ thread's slots, in lanes of a warp, or across warps. Digits are scanned from the
 significant up. Each element keeps two running values:
 
 * ``P``: its inclusive scan within the elements that differ from it only in the digits done;
-* ``T``: the total of those elements (its group), shared by the whole group.
+* ``T``: the total of those elements (its group), kept once per group of a thread's slots (at
+  the group's first slot: lanes and warps then exchange one value per group, not per slot).
 
 Scanning one more digit ``d`` turns groups into bigger ones: an element whose digit is ``v``
 combines the totals of the groups with digits ``0 .. v-1`` (in order) in front of its ``P``, and
@@ -23,7 +24,8 @@ the new ``T`` is the combination of all of them. Where the digit lives decides h
     axis index = [ warps digit | lane bits | slot digit ]    scanned right to left:
     P, T <- x  ->  slots: sequential  ->  lanes: shfl_xor  ->  warps: shared memory
 
-Replicated threads compute the same values in the same order, so replicas stay bitwise equal.
+Replicated threads compute the same values in the same order, so replicas stay bitwise equal
+(in shared memory they share one cell, written by the first of them).
 A reverse scan runs each digit backwards and swaps the combine's arguments.
 """
 
