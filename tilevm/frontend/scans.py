@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from tilevm.dtypes import DataType
 from tilevm.errors import CompileError, KernelTypeError, ShapeError
 from tilevm.frontend.builder import Builder, describe
@@ -33,7 +35,8 @@ def scan(
     """The inclusive scan of tile ``x`` along ``axis``: with ``combine`` None, a running sum."""
     x = b.require_tile(x, what)
     axis = scan_axis(b, x, axis, what)
-    if not isinstance(reverse, (bool, int)) or isinstance(reverse, Var):
+    flag = isinstance(reverse, (bool, int, np.bool_, np.integer))
+    if not flag or reverse not in (0, 1):
         raise b.type_error(
             f"{what}'s reverse must be known when compiling",
             expected="True or False",
@@ -54,7 +57,8 @@ def scan(
 def scan_axis(b: Builder, x: Var, axis: Any, what: str) -> int:
     """``axis`` as an index into ``x``'s dimensions (negative counts from the end)."""
     rank = len(x.type.shape)
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -rank <= axis < rank:
+    integer = isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+    if not integer or not -rank <= axis < rank:
         raise ShapeError(
             f"bad axis for {what}",
             expected=f"one int in [-{rank}, {rank}) for a tile of shape {list(x.type.shape)}",
@@ -63,7 +67,7 @@ def scan_axis(b: Builder, x: Var, axis: Any, what: str) -> int:
             location=b.loc,
             code="scan-axis",
         )
-    return axis % rank
+    return int(axis) % rank
 
 
 def combine_function(tr: ExpressionTranslator, fn: Any, x: Any, what: str) -> Combine:
