@@ -447,3 +447,55 @@ def test_the_ir_shows_the_combine_under_its_scan() -> None:
     at_scan = next(i for i, ln in enumerate(lines) if "= scan(" in ln)
     assert "op='combine'" in lines[at_scan] and "reverse=False" in lines[at_scan]
     assert "binary(%a, %b, op='maximum')" in lines[at_scan + 1]
+
+
+# ----- on a CUDA GPU --------------------------------------------------------------------------
+
+
+@tv.kernel
+def rows_of_a_matrix(x: tv.Tensor, out: tv.Tensor, BM: tv.constexpr, BN: tv.constexpr,
+                     OP: tv.constexpr):  # fmt: skip
+    m0 = tv.block_id(0) * BM
+    tile = tv.load(x, [m0, 0], [BM, BN], other=0 if OP == "sum" else 1)
+    y = tv.cumsum(tile, axis=1) if OP == "sum" else tv.associative_scan(tile, 1, COMBINES[OP])
+    tv.store(out, y, [m0, 0])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("cuda" not in DEVICES, reason="needs a CUDA GPU")
+@pytest.mark.parametrize(("dtype", "op"), [("float32", "sum"), ("float16", "sum"),
+                                           ("int32", "sum"), ("float32", "max"),
+                                           ("bfloat16", "max"), ("int64", "prod")])  # fmt: skip
+@pytest.mark.parametrize(("rows", "cols", "bm", "bn", "warps"),
+                         [(4096, 1000, 4, 1024, 4), (333, 4097, 1, 8192, 8),
+                          (2048, 96, 32, 128, 4), (64, 64, 64, 64, 1)])  # fmt: skip
+def test_row_scans_of_torch_cuda_tensors_match_torch(dtype, op, rows, cols, bm, bn, warps, rng):
+    """Many blocks, torch CUDA tensors, against torch's own scans (float64 for float sums)."""
+    import torch
+
+    tdt = getattr(torch, dtype)
+    if op == "prod":  # signs only: no product overflows (torch's would be undefined)
+        host = rng.choice([-1, 1], (rows, cols))
+    elif tdt.is_floating_point:
+        host = rng.standard_normal((rows, cols))
+    else:
+        host = rng.integers(-1000, 1000, (rows, cols))
+    x = torch.tensor(host, device="cuda").to(tdt)
+    out = torch.full_like(x, float("nan") if tdt.is_floating_point else -7)
+    rows_of_a_matrix[tv.cdiv(rows, bm),](x, out, BM=bm, BN=bn, OP=op, warps=warps)
+    torch.cuda.synchronize()
+    if op == "max":
+        expected = torch.cummax(x, dim=1).values
+        assert torch.equal(out, expected)
+    elif op == "prod":
+        assert torch.equal(out, torch.cumprod(x, dim=1))
+    elif not tdt.is_floating_point:
+        assert torch.equal(out, torch.cumsum(x, dim=1, dtype=torch.int64).to(tdt))
+    else:
+        wide = x.double()
+        expected = torch.cumsum(wide, dim=1)
+        # float32 accumulation along <= ~64 additions per path, then one rounding to the dtype
+        bound = 64 * 2.0**-23 * torch.cumsum(wide.abs(), dim=1) + expected.abs() * (
+            2.0**-10 if tdt == torch.float16 else 2.0**-23
+        )
+        assert bool(((out.double() - expected).abs() <= bound).all())
