@@ -36,6 +36,8 @@ GRIDS: dict[str, Callable[[dict[str, Any]], tuple[int, ...]]] = {
     "vector_add": lambda a: (_cdiv(a["out"].shape[0], a["BLOCK"]),),
     "scaled_add": lambda a: (_cdiv(a["out"].shape[0], a["BLOCK"]),),
     "softmax": lambda a: (a["x"].shape[0],),
+    "row_cumsum": lambda a: (_cdiv(a["x"].shape[0], a["BLOCK_M"]),),
+    "row_running_max": lambda a: (a["x"].shape[0],),
     "matmul": lambda a: (_cdiv(a["c"].shape[0], a["BM"]), _cdiv(a["c"].shape[1], a["BN"])),
     "quantized_matmul": lambda a: (
         _cdiv(a["y"].shape[0], a["BM"]),

@@ -154,6 +154,8 @@ def _elementwise_backward(
 
 ELEMENTWISE = frozenset({"binary", "compare", "unary", "where", "cast"})
 rule(*sorted(ELEMENTWISE), forward=_elementwise_forward, backward=_elementwise_backward)
+# a scan's result has its operand's layout (lowering scans along any layout)
+rule("scan", forward=_elementwise_forward, backward=_elementwise_backward)
 
 
 def _free(ins: Instr, operands: Layouts) -> RegisterLayout | None:

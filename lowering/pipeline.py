@@ -25,6 +25,7 @@ from tilevm.lowering import (  # noqa: F401
     lower_matrix_load,
     lower_memory,
     lower_reduce,
+    lower_scan,
     lower_tile,
 )
 from tilevm.lowering.budget import check_registers
@@ -69,6 +70,7 @@ def lower_kernel(
         return (
             lower_memory.conversion_bytes(ins)
             + lower_reduce.reduction_scratch(ins, target)
+            + lower_scan.scan_scratch(ins, target)
             + lower_atomic.atomic_scratch(ins)
         )
 

@@ -51,6 +51,9 @@ def _example_calls() -> Iterator[Call]:
         packed = np.zeros((64, 256 * wtype.bits // 8), np.uint8)
         args = (_f32(20, 256), packed, _f32(64, 4), _f32(20, 64))
         yield f"quantized_matmul_{wtype}", qm.quantized_matmul, args, {"WTYPE": wtype}
+    cs = _example("cumsum")
+    yield "row_cumsum", cs.row_cumsum, (_f32(37, 1000), _f32(37, 1000)), {}
+    yield "row_running_max", cs.row_running_max, (_f32(37, 300), _f32(37, 300)), {"BLOCK_N": 512}
     quick = _example("quickstart")
     n = 1000
     yield "quickstart_scaled_add", quick.scaled_add, (_f32(n), _f32(n), _f32(n), 2.0), {}

@@ -88,6 +88,13 @@ _DOCS = {
     "results); dtype= widens the result and its accumulator, e.g. dtype=tv.f64",
     "max": "max(x, axis, keepdims=False)",
     "min": "min(x, axis, keepdims=False)",
+    "cumsum": "cumsum(x, axis=0, reverse=False) -> tile: the inclusive running sum along one "
+    "axis (out[i] = x[0] + ... + x[i]; reverse: x[i] + ... + x[n-1]), in x's dtype, accumulated "
+    "as tv.sum accumulates (integers wrap; floats at least in float32, exactly on the interpreter)",
+    "associative_scan": "associative_scan(x, axis, combine, reverse=False) -> tile: the "
+    "inclusive scan of x along axis with combine, a @tv.func of two values of x's dtype "
+    "returning one (out[i] = combine(...combine(x[0], x[1])..., x[i])), grouped as a tree: "
+    "combine must be associative; rounding may differ from a sequential loop",
     "dot": "dot(a, b, acc=None) -> acc + a @ b: a [*B, M, K], b [*B, K, N], acc [*B, M, N], "
     "batched like numpy's matmul over leading dimensions B that must be equal (no broadcasting); "
     "acc defaults to zeros of dtype (f32 for float inputs, i32 for integers); products are "

@@ -38,6 +38,12 @@ def test_softmax(device: str | None) -> None:
 
 
 @EXECUTORS
+def test_row_cumsum_and_running_max(device: str | None) -> None:
+    # f32 sums in any order: within a few units of 2**-24 of the sum of magnitudes
+    assert load("cumsum").run(rows=9, cols=600, device=device, seed=SEED) < 1e-6
+
+
+@EXECUTORS
 def test_tiled_matmul_with_shared_memory(device: str | None) -> None:
     assert load("matmul").run(m=45, n=38, k=70, device=device, seed=SEED) < 1e-6
 

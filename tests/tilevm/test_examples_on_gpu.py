@@ -102,3 +102,20 @@ def test_print_on_the_gpu_prints_scalars_and_every_tile_element(device: str, cap
     assert "[block (1, 0, 0)] value %v=<tile, below>" in printed
     assert "[block (0, 0, 0)] %v[2]=4" in printed
     np.testing.assert_array_equal(out, x * 3)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(37, 1000), (8, 256), (5, 2049)])
+def test_row_cumsum_and_running_max(device: str, rows: int, cols: int, rng) -> None:
+    cs = _example("cumsum")
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    sums = np.full_like(x, np.nan)
+    at(device, cs.row_cumsum[tv.cdiv(rows, 4),])(x, sums)
+    ref = np.cumsum(x.astype(np.float64), axis=1)
+    # f32 additions along a path of at most ~40 (slots, lanes, warps, tiles): relative to the
+    # running sum of magnitudes
+    scale = np.cumsum(np.abs(x.astype(np.float64)), axis=1)
+    assert (np.abs(sums - ref) / scale).max() < 40 * 2.0**-24
+    peaks = np.full_like(x, np.nan)
+    block = 1 << (cols - 1).bit_length()
+    at(device, cs.row_running_max[rows,])(x, peaks, BLOCK_N=block)
+    np.testing.assert_array_equal(peaks, np.maximum.accumulate(x, axis=1))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tilevm import language as lang
 from tilevm.dtypes import DataType
-from tilevm.frontend import float_ops, ops, reductions, views
+from tilevm.frontend import float_ops, ops, reductions, scans, views
 from tilevm.frontend.builder import APPROX, INDEX, describe
 from tilevm.ir.nodes import Var
 from tilevm.ir.types import GlobalType, ScalarType
@@ -221,6 +221,19 @@ def _extremum_handler(op: str) -> Handler:
 
 for _op in ("max", "min"):
     HANDLERS[_op] = _extremum_handler(_op)
+
+
+@handles("cumsum")
+def _cumsum(tr: Translator, x: Any, axis: Any = 0, reverse: Any = False) -> Var:
+    return scans.scan(tr.b, x, axis, reverse, "tv.cumsum")
+
+
+@handles("associative_scan")
+def _associative_scan(tr: Translator, x: Any, axis: Any, combine: Any, reverse: Any = False) -> Var:
+    tile = tr.b.require_tile(x, "tv.associative_scan")
+    scans.scan_axis(tr.b, tile, axis, "tv.associative_scan")  # before translating the combine
+    fn = scans.combine_function(tr, combine, tile, "tv.associative_scan")
+    return scans.scan(tr.b, tile, axis, reverse, "tv.associative_scan", fn)
 
 
 @handles("dot")

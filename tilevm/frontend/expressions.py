@@ -376,12 +376,22 @@ class ExpressionTranslator:
                 code="constexpr-call",
             ) from exc
 
-    def inline(self, func: Func, args: list[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
+    @staticmethod
+    def is_func(value: Any) -> bool:
+        """Whether ``value`` is a ``@tv.func`` helper (one that ``inline`` takes)."""
+        return isinstance(value, Func)
+
+    def inline(
+        self, func: Func, args: list[Any], kwargs: dict[str, Any], node: ast.AST | None
+    ) -> Any:
+        """The value of ``func(*args, **kwargs)``, its body translated where the call is
+        (``node`` None: a call the language makes itself, at the current instruction)."""
+        where = self.b.loc if node is None else self.src.loc(node)
         try:
             bound = inspect.signature(func.fn).bind(*args, **kwargs)
         except TypeError as exc:
             raise CompileError(
-                f"bad call to {func.__name__}: {exc}", location=self.src.loc(node), code="call"
+                f"bad call to {func.__name__}: {exc}", location=where, code="call"
             ) from None
         bound.apply_defaults()
         if self.depth >= MAX_INLINE_DEPTH:
@@ -390,7 +400,7 @@ class ExpressionTranslator:
                 expected="helpers that end: each call is inlined where it is made",
                 found=f"{func.__name__} called {MAX_INLINE_DEPTH} levels deep (recursion?)",
                 hint="write the repetition as a loop (tv.range / tv.static_range)",
-                location=self.src.loc(node),
+                location=where,
             )
         self.scope.reads.inlined.append(func)
         scope = Scope(func.fn, self.scope.reads, func)

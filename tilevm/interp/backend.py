@@ -7,6 +7,7 @@ import weakref
 from typing import Any
 
 from tilevm.errors import CompileError
+from tilevm.interp import scans  # noqa: F401 - registers the scan instruction
 from tilevm.interp.execute import Interpreter
 from tilevm.interp.values import GlobalTensor, Scalar
 from tilevm.ir.nodes import KernelIR

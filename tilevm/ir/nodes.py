@@ -101,6 +101,22 @@ Stmt = Instr | Assign | For | If | While
 
 
 @dataclass(frozen=True, eq=False)
+class Combine:
+    """The combining function of a scan (the ``combine`` attribute of ``scan``): straight-line
+    scalar instructions from two parameters, the running value and the next element, to one
+    result of the same dtype. It reads nothing but its parameters and literals, so a backend
+    may apply it any number of times, to any pair of values."""
+
+    params: tuple[Var, Var]
+    body: tuple[Instr, ...]
+    result: Operand
+
+    def __str__(self) -> str:
+        a, b = self.params
+        return f"combine({a!r}, {b!r}) -> {self.result!r}"
+
+
+@dataclass(frozen=True, eq=False)
 class Param:
     var: Var
     kind: str  # "tensor" or "scalar"

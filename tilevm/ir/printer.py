@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
+from tilevm.ir.nodes import (
+    Assign,
+    Combine,
+    For,
+    If,
+    Instr,
+    KernelIR,
+    Literal,
+    Operand,
+    Stmt,
+    Var,
+    While,
+)
 
 
 def print_kernel(kernel: KernelIR) -> str:
@@ -66,6 +78,9 @@ def _body(body: tuple[Stmt, ...], depth: int, lines: list[str]) -> None:
         else:  # pragma: no cover - the verifier rejects other nodes
             line = repr(stmt)
         lines.append(pad + line + _where(stmt))
+        combine = stmt.attr("combine") if isinstance(stmt, Instr) else None
+        if isinstance(combine, Combine):  # a scan's combining function, below its line
+            _body(combine.body, depth + 1, lines)
 
 
 def _where(stmt: Stmt) -> str:

@@ -9,7 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tilevm.errors import CompileError
-from tilevm.ir.nodes import Assign, For, If, Instr, KernelIR, Literal, Operand, Stmt, Var, While
+from tilevm.ir.nodes import (
+    Assign,
+    Combine,
+    For,
+    If,
+    Instr,
+    KernelIR,
+    Literal,
+    Operand,
+    Stmt,
+    Var,
+    While,
+)
 from tilevm.ir.types import GlobalType, ScalarType, SharedType, TileType
 
 # op -> (number of operands or None for any, kind of result: "tile", "scalar", "shared", None)
@@ -32,6 +44,7 @@ SIGNATURES: dict[str, tuple[int | None, str | None]] = {
     "transpose": (1, "tile"),
     "view": (1, "tile"),
     "reduce": (1, "any"),
+    "scan": (1, "tile"),
     "dot": (3, "tile"),
     "load": (None, "tile"),
     "store": (None, None),
@@ -108,8 +121,41 @@ def _instr(ins: Instr, defined: set[Var]) -> None:
         raise VerifyError(
             f"{ins.out!r}: layout shape differs from the tile shape", location=ins.loc
         )
+    if ins.op == "scan":
+        _scan(ins)
     if ins.out is not None:
         defined.add(ins.out)
+
+
+SCAN_COMBINE_OPS = frozenset({"const", "binary", "compare", "unary", "where", "cast"})
+
+
+def _scan(ins: Instr) -> None:
+    """A scan keeps its operand's shape and dtype; its combining function (if any) is
+    self-contained scalar code from its two parameters to a result of that dtype."""
+    x, out = ins.args[0], ins.out
+    if not isinstance(x, Var) or not isinstance(x.type, TileType):
+        raise VerifyError(f"scan of {x!r}, not a tile", location=ins.loc)
+    if (x.type.dtype, x.type.shape) != (out.type.dtype, out.type.shape):
+        raise VerifyError(f"scan changes {x.type} into {out.type}", location=ins.loc)
+    combine = ins.attr("combine")
+    if combine is None:
+        return
+    if not isinstance(combine, Combine):
+        raise VerifyError(f"scan's combine is {combine!r}", location=ins.loc)
+    inner = set(combine.params)
+    for stmt in combine.body:
+        if not isinstance(stmt, Instr) or stmt.op not in SCAN_COMBINE_OPS:
+            raise VerifyError(f"{stmt!r} in a scan's combine", location=ins.loc)
+        _instr(stmt, inner)
+        if not isinstance(stmt.out.type, ScalarType):
+            raise VerifyError(f"{stmt.out!r} in a scan's combine is not a scalar", location=ins.loc)
+    _uses(ins, [combine.result], inner)
+    result = combine.result
+    dtypes = {p.type.dtype for p in combine.params}
+    dtypes.add(result.dtype if isinstance(result, Literal) else result.type.dtype)
+    if dtypes != {x.type.dtype}:
+        raise VerifyError(f"scan's combine works on {sorted(map(str, dtypes))}", location=ins.loc)
 
 
 def _uses(stmt: Stmt, operands: Iterable[Operand], defined: set[Var]) -> None:
