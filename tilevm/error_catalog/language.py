@@ -436,4 +436,53 @@ def k(x: tv.Tensor[tv.f32], out: tv.Tensor[tv.i32]):
 k[1,](np.ones(32, np.float32), np.zeros(1, np.int32), device="interp")
 """,
     ),
+    Entry(
+        "scan-axis",
+        "a scan along an axis the tile does not have",
+        "tv.cumsum and tv.associative_scan run along one axis of the tile, an int in [-rank, "
+        "rank).",
+        "Pass one axis; to scan every element, tv.reshape the tile to one dimension first.",
+        example="""
+@tv.kernel
+def k(x: tv.Tensor[tv.f32]):
+    tv.store(x, tv.cumsum(tv.load(x, [0], [32]), axis=1), [0])
+
+k[1,](np.ones(32, np.float32), device="interp")
+""",
+    ),
+    Entry(
+        "scan-combine",
+        "an associative_scan combine that is not a @tv.func of two values doing arithmetic",
+        "The combine sees two elements at a time (the running value and the next element) and "
+        "returns one scalar: arithmetic, comparisons, tv.where, math and casts only.",
+        "Decorate it with @tv.func, give it two parameters, return one value; choose with "
+        "tv.where instead of if.",
+        example="""
+def larger(a, b):
+    return tv.maximum(a, b)
+
+@tv.kernel
+def k(x: tv.Tensor[tv.f32]):
+    tv.store(x, tv.associative_scan(tv.load(x, [0], [32]), 0, larger), [0])
+
+k[1,](np.ones(32, np.float32), device="interp")
+""",
+    ),
+    Entry(
+        "scan-dtype",
+        "an associative_scan combine whose result dtype is not the tile's",
+        "A scan's running values keep the scanned tile's dtype.",
+        "Convert the result inside the combine: (...).to(tv.<the tile's dtype>).",
+        example="""
+@tv.func
+def widen(a, b):
+    return (a + b).to(tv.f64)
+
+@tv.kernel
+def k(x: tv.Tensor[tv.f32]):
+    tv.store(x, tv.associative_scan(tv.load(x, [0], [32]), 0, widen), [0])
+
+k[1,](np.ones(32, np.float32), device="interp")
+""",
+    ),
 ]
