@@ -20,6 +20,12 @@ EVERY = [*DEVICES, "cpu:intel"]
 FAST = [d for d in EVERY if not d.startswith("sycl")]  # SYCL compiles each kernel in ~2 s
 
 
+@pytest.fixture(params=EVERY)
+def device(request: pytest.FixtureRequest) -> str:
+    """Every executor here (as the shared fixture), and the CPU emulating Intel's sub-groups."""
+    return request.param
+
+
 @tv.func
 def larger(a, b):
     return tv.maximum(a, b)
