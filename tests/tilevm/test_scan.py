@@ -20,6 +20,12 @@ EVERY = [*DEVICES, "cpu:intel"]
 FAST = [d for d in EVERY if not d.startswith("sycl")]  # SYCL compiles each kernel in ~2 s
 
 
+@pytest.fixture(params=EVERY)
+def device(request: pytest.FixtureRequest) -> str:
+    """Every executor here (as the shared fixture), and the CPU emulating Intel's sub-groups."""
+    return request.param
+
+
 @tv.func
 def larger(a, b):
     return tv.maximum(a, b)
@@ -205,6 +211,19 @@ def test_one_dimensional_scans_of_any_length(device: str, n: int, op: str, rng) 
     out = _poison((n,), tv.f32)
     at(device, scan1d[1,])(_as_arg(x, tv.f32), out, N=tile, OP=op, warps=4)
     check(out, x, tv.f32, op, 0, False, device)
+
+
+@pytest.mark.parametrize("dt", [tv.i3, tv.u5, tv.f6e3m2fn], ids=str)
+@pytest.mark.parametrize("op", ["sum", "max"])
+def test_scans_of_bit_packed_tiles(device: str, dt: tv.DataType, op: str, rng) -> None:
+    """Any width: integer sums wrap to 3 or 5 bits; f6e3m2fn running sums are multiples of
+    2**-4 below 2**13, exact in float32 too, so every executor rounds the same value once."""
+    n = 256
+    values = _random(rng, dt, (n,), op) if dt.is_integer else dt.round(rng.standard_normal(n))
+    out = tv.PackedArray.from_values(np.zeros(n), dt)
+    at(device, scan1d[1,])(tv.PackedArray.from_values(values, dt), out, N=n, OP=op, warps=2)
+    np.testing.assert_array_equal(out.values().astype(np.float64),
+                                  reference(values, dt, op, 0, False))  # fmt: skip
 
 
 # ----- associative_scan -----------------------------------------------------------------------
