@@ -1,7 +1,9 @@
 """The interpreter's scans: the reference for ``tv.cumsum`` and ``tv.associative_scan``.
 
-``cumsum`` adds exactly (float64 for floats, 64-bit wrapping integers) and rounds each running
-sum once, like ``tv.sum``. ``associative_scan`` groups its combines as a Kogge-Stone tree:
+``cumsum`` follows ``tv.sum``'s accumulation rule: float running sums are kept in the
+accumulator dtype (f32, or f64 for f64) and rounded to it after every addition, left to right
+(the compiled scans add in a tree, so the last bits may differ, as for sums); integers add in
+64 bits and wrap to their width. ``associative_scan`` groups its combines as a Kogge-Stone tree:
 after step ``k`` each element holds the combination of the ``2**k`` elements ending at it.
 """
 
@@ -14,7 +16,7 @@ from tilevm.interp import arith
 from tilevm.interp.execute import Interpreter, handles
 from tilevm.interp.values import Scalar
 from tilevm.ir.nodes import Combine, Instr, Literal, Var
-from tilevm.ir.types import ScalarType
+from tilevm.ir.types import ScalarType, accumulator_dtype
 
 
 @handles("scan")
@@ -25,8 +27,11 @@ def _scan(it: Interpreter, ins: Instr) -> None:
     if reverse:  # a reverse scan is a forward scan of the reversed elements
         values = values[..., ::-1]
     if ins.attr("op") == "sum":
-        wide = values.astype(np.float64 if dtype.is_float else arith.compute_type(dtype))
-        result = np.cumsum(wide, axis=-1)
+        if dtype.is_float:
+            acc = np.float64 if accumulator_dtype(dtype).bits == 64 else np.float32
+            result = np.cumsum(values.astype(acc), axis=-1, dtype=acc)  # each partial rounded
+        else:
+            result = np.cumsum(values.astype(arith.compute_type(dtype)), axis=-1)
     else:
         result = _tree_scan(it, ins.attr("combine"), dtype, values, reverse)
     if reverse:
