@@ -152,7 +152,8 @@ class DataType:
 
     @cached_property
     def nan_codes(self) -> tuple[int, ...]:
-        """Every bit pattern that decodes to NaN."""
+        """Every bit pattern that decodes to NaN (for IEEE-like types, 2 * (2**mantissa - 1) of
+        them: ask ``has_nan`` or ``nan_code`` rather than this for f32 and f64)."""
         if self.kind != "float":
             return ()
         sign = 1 << (self.bits - 1)
@@ -169,12 +170,19 @@ class DataType:
 
     @property
     def has_nan(self) -> bool:
-        return bool(self.nan_codes)
+        # decided from the format, not by listing the patterns (f64 has 2**53 of them)
+        if self.kind != "float":
+            return False
+        if self.variant == "":
+            return self.mantissa > 0  # exponent all ones with a non-zero mantissa
+        if self.variant == "fn":
+            return self.bits >= 8
+        return True  # fnuz: the negative zero pattern; fnu: all ones
 
     @cached_property
     def nan_code(self) -> int | None:
         """The pattern ``encode`` writes for +NaN (a quiet NaN where there is a choice)."""
-        if not self.nan_codes:
+        if not self.has_nan:
             return None
         if self.variant == "" and self.mantissa > 0:
             return (((1 << self.exponent) - 1) << self.mantissa) | (1 << (self.mantissa - 1))

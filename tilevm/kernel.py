@@ -381,6 +381,16 @@ def _spec(
                 expected="a Python value",
                 found=type(value).__name__,
             )
+        try:
+            hash(value)
+        except TypeError:  # the value keys the specialization
+            raise LaunchTypeError(
+                f"constexpr '{name}' must be hashable",
+                expected="a hashable Python value: a number, string, tuple, dtype, layout, "
+                "@tv.func",
+                found=f"{type(value).__name__} {value!r}"[:80],
+                hint="pass a tuple instead of a list, e.g. tuple(value)",
+            ) from None
         return ParamSpec(name, "constexpr", value=value), None
     if isinstance(annotation, lang.Tensor) or (
         annotation is inspect.Parameter.empty and is_tensor_like(value)

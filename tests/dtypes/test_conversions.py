@@ -162,3 +162,18 @@ def test_decode_rejects_patterns_that_do_not_fit() -> None:
         tv.u3.decode(np.array([8]))
     with pytest.raises(tv.DtypeError, match="integer array"):
         tv.f8e4m3fn.decode(np.array([1.5]))
+
+
+def test_nan_facts_of_wide_floats_do_not_list_every_pattern() -> None:
+    # has_nan and nan_code listed every NaN bit pattern: 2**24 tuples' worth for f32 (seconds),
+    # a MemoryError for f64 (passing NaN to an f64 scalar parameter raised it)
+    import time
+
+    start = time.perf_counter()
+    assert tv.f64.has_nan and tv.f32.has_nan and tv.f16.has_nan
+    assert tv.f64.nan_code == 0x7FF8000000000000 and tv.f32.nan_code == 0x7FC00000
+    assert not tv.i32.has_nan and not tv.f8e4m3fn.has_inf
+    assert time.perf_counter() - start < 0.5
+    for dt in (tv.f16, tv.bf16, tv.f8e4m3fn, tv.f8e5m2, tv.f8e4m3fnuz, tv.f8e8m0fnu, tv.f6e3m2fn,
+               tv.f4e2m1fn, tv.f3e1m1):
+        assert dt.has_nan == bool(dt.nan_codes), dt

@@ -252,3 +252,24 @@ def test_a_packed_array_over_a_strided_or_short_buffer_is_refused() -> None:
     assert info.value.code == "packed-size"
     packed = tv.PackedArray(buffer[:12], tv.i3, (32,))
     np.testing.assert_array_equal(packed.codes(), tv.unpack(buffer[:12], tv.i3, 32, bits=True))
+
+
+@tv.kernel
+def _scaled_copy(x: tv.Tensor, out: tv.Tensor, scale: tv.f64, C: tv.constexpr = None):
+    tv.store(out, tv.load(x, [0], [32]) * scale, [0])
+
+
+def test_a_list_constexpr_is_a_launch_type_error() -> None:
+    # a list keyed the specialization: a raw "unhashable type" TypeError escaped
+    x = np.ones(32, np.float64)
+    with pytest.raises(tv.LaunchTypeError, match="constexpr 'C' must be hashable") as info:
+        _scaled_copy[1,](x, np.zeros_like(x), 2.0, C=[1, 2], device="interp")
+    assert "tuple(value)" in info.value.hint
+
+
+def test_nan_for_an_f64_scalar_launches() -> None:
+    # deciding whether f64 has NaN listed its 2**53 NaN patterns: a MemoryError
+    x, out = np.ones(32, np.float64), np.zeros(32, np.float64)
+    for device in ("interp", "cpu"):
+        _scaled_copy[1,](x, out, float("nan"), device=device)
+        assert np.isnan(out).all()
