@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 import tilevm as tv
 from tilevm.backends.cuda import driver
@@ -30,6 +31,19 @@ def _sycl_devices() -> list[str]:
     if os.environ.get("CI"):  # CI installs the SYCL runtime: its absence is a failure there
         raise RuntimeError(f"the SYCL backend cannot run in CI: {why}")
     return []
+
+
+def need_compiler(target: str) -> None:
+    """Skip a test that compiles for ``target`` (``"hip:gfx942"``, ``"cuda:sm_90a"``) where that
+    compiler is not installed; in CI, which installs them all, fail instead."""
+    backend = registry.backend_for(target)
+    try:
+        backend.toolchain(backend.target(target), target)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the compiler here
+        why = f"no compiler for {target} here: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
 
 
 DEVICES = ["interp", *CPU_DEVICES, *_sycl_devices()] + (["cuda"] if driver.available() else [])

@@ -271,7 +271,8 @@ def test_a_softmax_with_approximate_math_stays_close(device, rng) -> None:
 def test_on_the_gpu_approximate_math_is_faster_code_within_its_bound(op, rng) -> None:
     """On the device: the approximate kernel's results within the PTX ISA's bound over a large
     sample (2**20 arguments), and different from the exact kernel's somewhere (the instruction
-    really is the approximate one)."""
+    really is the approximate one), except for exp2, whose library function is the same
+    instruction (the PTX test checks the instruction)."""
     n = 1 << 20
     x, y = approx_inputs(op, rng, n)
     fast, exact = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
@@ -282,4 +283,5 @@ def test_on_the_gpu_approximate_math_is_faster_code_within_its_bound(op, rng) ->
     rel, absolute = approx_bound(op, "cuda", xd)
     error = np.abs(fast - want)
     assert ((error <= rel * np.abs(want)) | (error <= absolute)).all()
-    assert (fast != exact).any()
+    if op != "exp2":  # CUDA's exact exp2f is itself ex2.approx.f32 (2 ulp): nothing to tell apart
+        assert (fast != exact).any()

@@ -48,5 +48,15 @@ def host_shapes(cpu: list[Any], interp: list[Any]) -> dict[str, list[Any]]:
     return {"cpu": cpu, "sycl": cpu, "interp": interp}
 
 
-def randn(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, scale: float = 1.0):
-    return (rng.standard_normal(shape) * scale).astype(dtype)
+def randn(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, scale: float = 1.0,
+          device: str = "cpu") -> Any:
+    """Normal values times ``scale`` in ``dtype``: a numpy array for a host device; for a GPU a
+    torch tensor made there, from a seed drawn from ``rng`` (a fresh, reproducible draw per
+    call, without generating hundreds of MB on the host and copying them over)."""
+    kind, _, index = device.partition(":")
+    if kind not in ("cuda", "hip"):
+        return (rng.standard_normal(shape, dtype=np.float32) * scale).astype(dtype)
+    where = f"cuda:{index if index.isdigit() else 0}"
+    generator = torch.Generator(device=where).manual_seed(int(rng.integers(2**62)))
+    values = torch.randn(shape, generator=generator, device=where, dtype=torch.float32)
+    return (values * scale).to(getattr(torch, dtype))

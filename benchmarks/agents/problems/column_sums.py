@@ -43,7 +43,7 @@ def add_partials(
 
 
 def make_inputs(shape, device, rng):
-    return (randn(rng, shape, "float32"),)
+    return (randn(rng, shape, "float32", device=device),)
 
 
 def outputs(x):

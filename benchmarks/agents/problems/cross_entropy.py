@@ -49,7 +49,7 @@ def cross_entropy(
 def make_inputs(shape, device, rng):
     rows, vocab = shape
     target = rng.integers(0, vocab, rows).astype(np.int64)
-    return randn(rng, (rows, vocab), "float16", 3.0), target
+    return randn(rng, (rows, vocab), "float16", 3.0, device=device), target
 
 
 def outputs(logits, target):

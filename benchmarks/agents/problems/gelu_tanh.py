@@ -32,7 +32,7 @@ def gelu_tanh(x: tv.Tensor, out: tv.Tensor, BLOCK: tv.constexpr):
 
 
 def make_inputs(shape, device, rng):
-    return (randn(rng, shape, "float16", 3.0),)
+    return (randn(rng, shape, "float16", 3.0, device=device),)
 
 
 def outputs(x):

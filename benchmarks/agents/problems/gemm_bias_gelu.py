@@ -84,9 +84,9 @@ def linear_gelu(
 
 def make_inputs(shape, device, rng):
     m, n, k = shape
-    a = randn(rng, (m, k), "float16")
-    w = randn(rng, (n, k), "float16", k**-0.5)  # outputs of size ~1
-    return a, w, randn(rng, (n,), "float16", 0.5)
+    a = randn(rng, (m, k), "float16", device=device)
+    w = randn(rng, (n, k), "float16", k**-0.5, device=device)  # outputs of size ~1
+    return a, w, randn(rng, (n,), "float16", 0.5, device=device)
 
 
 def outputs(a, w, bias):

@@ -37,7 +37,8 @@ def gemv(w: tv.Tensor, x: tv.Tensor, y: tv.Tensor, ROWS: tv.constexpr):
 
 def make_inputs(shape, device, rng):
     n, k = shape
-    return randn(rng, (n, k), "float16", k**-0.5), randn(rng, (k,), "float16")  # y ~ N(0, 1)
+    w = randn(rng, (n, k), "float16", k**-0.5, device=device)  # y ~ N(0, 1)
+    return w, randn(rng, (k,), "float16", device=device)
 
 
 def outputs(w, x):

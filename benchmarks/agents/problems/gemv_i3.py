@@ -58,7 +58,7 @@ def make_inputs(shape, device, rng):
     codes = rng.integers(-4, 4, (n, k))
     wq = tv.pack(codes.reshape(-1), tv.i3).reshape(n, 3 * k // 8)
     scales = (rng.uniform(0.5, 1.5, (n, k // GROUP)) * 0.4 / np.sqrt(k)).astype(np.float16)
-    return wq, scales, randn(rng, (k,), "float16")
+    return wq, scales, randn(rng, (k,), "float16", device=device)
 
 
 def outputs(wq, scales, x):

@@ -59,7 +59,7 @@ def make_inputs(shape, device, rng):
     codes = rng.integers(0, 16, (n, k))
     wq = (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8)
     scales = (rng.uniform(0.5, 1.5, (n, k // GROUP)) * 0.3 / np.sqrt(k)).astype(np.float16)
-    return wq, scales, randn(rng, (k,), "float16")
+    return wq, scales, randn(rng, (k,), "float16", device=device)
 
 
 def outputs(wq, scales, x):

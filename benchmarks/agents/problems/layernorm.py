@@ -38,8 +38,9 @@ def layernorm(
 
 def make_inputs(shape, device, rng):
     rows, cols = shape
-    x = (randn(rng, (rows, cols), "float32", 2.0) + 3.0).astype("float16")  # mean far from 0
-    return x, randn(rng, (cols,), "float16"), randn(rng, (cols,), "float16")
+    x = randn(rng, (rows, cols), "float16", 2.0, device=device) + 3.0  # mean far from 0
+    weight = randn(rng, (cols,), "float16", device=device)
+    return x, weight, randn(rng, (cols,), "float16", device=device)
 
 
 def outputs(x, w, b):

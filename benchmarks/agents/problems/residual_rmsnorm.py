@@ -41,8 +41,9 @@ def residual_rmsnorm(
 
 def make_inputs(shape, device, rng):
     rows, cols = shape
-    x = randn(rng, (rows, cols), "float16")
-    return x, randn(rng, (rows, cols), "float16", 2.0), randn(rng, (cols,), "float16")
+    x = randn(rng, (rows, cols), "float16", device=device)
+    residual = randn(rng, (rows, cols), "float16", 2.0, device=device)
+    return x, residual, randn(rng, (cols,), "float16", device=device)
 
 
 def outputs(x, residual, w):

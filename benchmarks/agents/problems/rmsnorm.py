@@ -31,7 +31,8 @@ def rmsnorm(x: tv.Tensor, w: tv.Tensor, out: tv.Tensor, eps: tv.f32, BLOCK: tv.c
 
 def make_inputs(shape, device, rng):
     rows, cols = shape
-    return randn(rng, (rows, cols), "float16", 2.0), randn(rng, (cols,), "float16")
+    x = randn(rng, (rows, cols), "float16", 2.0, device=device)
+    return x, randn(rng, (cols,), "float16", device=device)
 
 
 def outputs(x, w):

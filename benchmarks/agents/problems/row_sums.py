@@ -32,7 +32,7 @@ def row_sums(
 
 
 def make_inputs(shape, device, rng):
-    return (randn(rng, shape, "float32"),)
+    return (randn(rng, shape, "float32", device=device),)
 
 
 def outputs(x):

@@ -39,7 +39,7 @@ def softmax(x: tv.Tensor, out: tv.Tensor, BLOCK: tv.constexpr):
 
 def make_inputs(shape, device, rng):
     dtype, rows, cols = shape
-    return (randn(rng, (rows, cols), dtype, 4.0),)
+    return (randn(rng, (rows, cols), dtype, 4.0, device=device),)
 
 
 def outputs(x):

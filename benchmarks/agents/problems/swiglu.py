@@ -34,7 +34,7 @@ def swiglu(gate_up: tv.Tensor, out: tv.Tensor, BM: tv.constexpr, BN: tv.constexp
 
 def make_inputs(shape, device, rng):
     tokens, hidden = shape
-    return (randn(rng, (tokens, 2 * hidden), "float16", 2.0),)
+    return (randn(rng, (tokens, 2 * hidden), "float16", 2.0, device=device),)
 
 
 def outputs(gate_up):

@@ -37,7 +37,7 @@ def transpose(x: tv.Tensor, out: tv.Tensor, B: tv.constexpr):
 
 
 def make_inputs(shape, device, rng):
-    return (randn(rng, shape, "float16"),)
+    return (randn(rng, shape, "float16", device=device),)
 
 
 def outputs(x):
