@@ -33,6 +33,16 @@ def _sycl_devices() -> list[str]:
     return []
 
 
+def need(reason: str | None) -> None:
+    """Skip with ``reason`` (a missing toolchain's) when there is one; in CI, which installs
+    every toolchain (.ci/setup*.sh), fail instead."""
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"a toolchain is missing in CI: {reason} (run .ci/setup)")
+    pytest.skip(reason)
+
+
 def need_compiler(target: str) -> None:
     """Skip a test that compiles for ``target`` (``"hip:gfx942"``, ``"cuda:sm_90a"``) where that
     compiler is not installed; in CI, which installs them all, fail instead."""
@@ -40,10 +50,7 @@ def need_compiler(target: str) -> None:
     try:
         backend.toolchain(backend.target(target), target)
     except Exception as exc:  # noqa: BLE001 - whatever stops the compiler here
-        why = f"no compiler for {target} here: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+        need(f"no compiler for {target} here: {exc}")
 
 
 DEVICES = ["interp", *CPU_DEVICES, *_sycl_devices()] + (["cuda"] if driver.available() else [])

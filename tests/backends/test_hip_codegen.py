@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
+from tests.devices import need as _need
 from tests.kernel_zoo import zoo_calls
 from tilevm.backends.hip import clang, driver, hiprtc
 from tilevm.backends.hip.renderer import CONVERSIONS, HipRenderer
@@ -26,14 +27,6 @@ from tilevm.backends.hip.target import amd_target
 CALLS = {name: (kernel, args, kwargs) for name, kernel, args, kwargs in zoo_calls()}
 NAMES = list(CALLS)
 ARCHS = ["gfx90a", "gfx942"]
-
-
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"a HIP toolchain is missing in CI: {reason} (run .ci/setup-hip.sh)")
-    pytest.skip(reason)
 
 
 @functools.cache

@@ -6,13 +6,13 @@ values are checked on every executor in tests/tilevm/test_math.py."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pytest
 
 import tilevm as tv
+from tests.devices import need as _need
 from tilevm.backends.cuda import disasm, nvrtc
 from tilevm.backends.hip import clang, hiprtc
 from tilevm.backends.hip.renderer import HipRenderer
@@ -35,14 +35,6 @@ def library(x: tv.Tensor, out: tv.Tensor):
     a = tv.load(x, [0], [256])
     r = tv.erf(a) + tv.sigmoid(a) + tv.log1p(a) + tv.expm1(a) + tv.tan(a) + tv.atan(a)
     tv.store(out, r + tv.pow(a, a), [0])
-
-
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"a toolchain is missing in CI: {reason}")
-    pytest.skip(reason)
 
 
 def _need_nvrtc() -> None:

@@ -6,7 +6,6 @@ HIP source of the stdlib GEMM compiled by clang for gfx1100 into ``v_wmma`` inst
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 import ml_dtypes
@@ -15,6 +14,7 @@ import pytest
 
 import tilevm as tv
 import tilevm.layouts as tl
+from tests.devices import need as _need
 from tests.tilevm import kernels as k
 from tilevm.backends.hip import clang
 from tilevm.backends.hip.renderer import HipRenderer
@@ -25,14 +25,6 @@ from tilevm.stdlib import matmul as mm
 
 WAVE = 32
 DTYPES = {"f16": np.float16, "bf16": np.dtype(ml_dtypes.bfloat16)}
-
-
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"a HIP toolchain is missing in CI: {reason} (run .ci/setup-hip.sh)")
-    pytest.skip(reason)
 
 
 def _need_clang_and_objdump() -> None:

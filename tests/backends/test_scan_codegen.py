@@ -6,13 +6,13 @@ executor in tests/tilevm/test_scan.py, the GPU ones included where there is one.
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pytest
 
 import tilevm as tv
+from tests.devices import need as _need
 from tilevm.backends.cuda import disasm
 from tilevm.backends.hip import clang, hiprtc
 from tilevm.backends.hip.renderer import HipRenderer
@@ -52,14 +52,6 @@ N = 2048  # with 4 warps: each thread's slots, every lane bit and the warps all 
 def _args(dtype, op: str, reverse: bool):
     x = np.zeros(N, dtype)
     return (x, x.copy()), {"N": N, "OP": op, "REVERSE": reverse, "warps": 4}
-
-
-def _need(reason: str | None) -> None:
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"a toolchain is missing in CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
