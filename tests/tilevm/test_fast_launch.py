@@ -16,7 +16,12 @@ from tilevm.backends.cuda import driver
 from tilevm.runtime.fast_launch import _MISS as FAST_MISS
 from tilevm.runtime.fast_launch import FastPath, ParamPacker, scalar_arg
 
-gpu = pytest.mark.skipif(not driver.available(), reason="needs a CUDA GPU")
+
+def gpu(test):
+    """A test that needs a CUDA GPU: marked ``gpu`` (``-m gpu`` or ``-k gpu`` selects it) and
+    skipped without one."""
+    needs = pytest.mark.skipif(not driver.available(), reason="needs a CUDA GPU")
+    return pytest.mark.gpu(needs(test))
 
 
 def _slots(packer: ParamPacker, count: int) -> list[bytes]:
