@@ -10,7 +10,7 @@ from tilevm.backends.cuda import driver
 CPU = ("--device", "cpu")
 
 
-@pytest.mark.parametrize("problem", ["honest", "honest_given", "declared_downgrade"])
+@pytest.mark.parametrize("problem", ["honest", "honest_given", "declared_downgrade", "packed"])
 def test_honest_solutions_pass_on_every_cpu_executor(capsys, problem):
     status, report = harness(capsys, "check", problem, *CPU, "--device", "interp")
     assert status == 0, report
@@ -33,6 +33,7 @@ def test_honest_solutions_pass_on_every_cpu_executor(capsys, problem):
         ("calls_reference", "reference-called"),
         ("downgrade", "dtype"),
         ("modifies_input", "input-modified"),
+        ("packed_modifies_input", "input-modified"),
         ("wrong_shape", "shape"),
         ("raises", "raised"),
     ],

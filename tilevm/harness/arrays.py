@@ -38,6 +38,11 @@ def is_plain_array(value: Any) -> bool:
     return torch is not None and type(value) is torch.Tensor
 
 
+def is_packed(value: Any) -> bool:
+    """A ``tv.PackedArray`` (exactly) over a plain array of bytes: sub-byte inputs."""
+    return type(value) is tv.PackedArray and is_plain_array(value.data)
+
+
 def type_name(value: Any) -> str:
     kind = type(value)
     return f"{kind.__module__}.{kind.__qualname__}"
@@ -61,7 +66,10 @@ def device_of(value: Any) -> str:
 
 
 def raw_bytes(value: Any) -> bytes:
-    """The array's element bytes in row-major order (copied to the host)."""
+    """The array's element bytes in row-major order (copied to the host); a packed array's
+    packed bytes."""
+    if is_packed(value):
+        return raw_bytes(value.data)
     if is_torch_tensor(value):
         torch = torch_module()
         flat = value.detach().contiguous().reshape(-1)
@@ -71,6 +79,9 @@ def raw_bytes(value: Any) -> bytes:
 
 def digest(value: Any) -> str:
     """A fingerprint of an input or output: dtype, shape and a hash of its bytes."""
+    if is_packed(value):
+        text = f"packed {value.dtype}{value.shape}".encode()
+        return hashlib.sha256(text + raw_bytes(value)).hexdigest()
     if not is_plain_array(value):
         return repr(value)
     text = f"{dtype_name(value)}{shape_of(value)}".encode()
@@ -79,6 +90,8 @@ def digest(value: Any) -> str:
 
 def private_copy(value: Any) -> Any:
     """A copy that shares no memory with ``value`` (scalars are immutable: themselves)."""
+    if is_packed(value):
+        return tv.PackedArray(private_copy(value.data), value.dtype, value.shape)
     if is_torch_tensor(value):
         return value.detach().clone()
     if isinstance(value, np.ndarray):
@@ -124,7 +137,10 @@ def poisoned(shape: tuple[int, ...], dtype: Any, like: Any) -> Any:
 
 def to_device(value: Any, device: str) -> Any:
     """A host input moved to a GPU device as a torch tensor (bytes unchanged, ml_dtypes types
-    through their torch twins); anything already a torch tensor, or a scalar, as it is."""
+    through their torch twins), a packed array's bytes likewise; anything already a torch
+    tensor, or a scalar, as it is."""
+    if is_packed(value):
+        return value if is_torch_tensor(value.data) else value.to(device)
     if not isinstance(value, np.ndarray):
         return value
     torch = torch_module()
@@ -138,6 +154,7 @@ __all__ = [
     "device_of",
     "digest",
     "dtype_name",
+    "is_packed",
     "is_plain_array",
     "is_torch_tensor",
     "poison_value",

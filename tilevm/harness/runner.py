@@ -23,6 +23,7 @@ from tilevm.harness import gpu
 from tilevm.harness.arrays import (
     SCALARS,
     digest,
+    is_packed,
     is_plain_array,
     poisoned,
     private_copy,
@@ -95,10 +96,11 @@ class Runner:
         made = self.problem.make_inputs(shape, device, rng)
         inputs = made if isinstance(made, tuple) else (made,)
         for i, value in enumerate(inputs):
-            if not (is_plain_array(value) or type(value) in SCALARS):
+            if not (is_plain_array(value) or is_packed(value) or type(value) in SCALARS):
                 raise ProblemError(
                     f"make_inputs returned a {type_name(value)} as input {i}",
-                    expected="numpy arrays, torch tensors (exact types) or Python scalars",
+                    expected="numpy arrays, torch tensors, tv.PackedArrays (exact types) or "
+                    "Python scalars",
                     found=type_name(value),
                     code="problem-inputs",
                 )
