@@ -56,6 +56,28 @@ def k(x: tv.Tensor, y: tv.Tensor, out: tv.Tensor, n: tv.i32, BLOCK: tv.constexpr
     tv.store(out, tv.max(acc, axis=1)[:, None] + acc, [0, 0])
 """
 
+SCANS_AND_MATH = """\
+import tilevm as tv
+
+
+@tv.func
+def larger(p, q):
+    return tv.maximum(p, q)
+
+
+@tv.kernel
+def k(x: tv.Tensor, y: tv.Tensor, out: tv.Tensor, n: int, BLOCK: tv.constexpr):
+    start = tv.block_id(0) * BLOCK
+    a = tv.load(x, [start], [BLOCK], other=0.0)
+    c = tv.cumsum(a, axis=0)
+    m = tv.associative_scan(a, 0, larger)
+    e = tv.erf(a) + tv.sigmoid(c) + tv.pow(a, 2.0)
+    f = tv.fdiv(e, m + 2.0, approx=True) + tv.exp2(a, approx=True)
+    s = tv.sum(f, axis=0, dtype=tv.f64)
+    b = tv.view(tv.load(y, [start], [BLOCK]), dtype=tv.u8, shape=[BLOCK * 4])
+    tv.store(out, f + s.to(tv.f32) + tv.sum(b.to(tv.f32), axis=0), [start])
+"""
+
 REPLACEMENTS = ["'s'", "None", "(1, 2)", "[]", "-1", "0", "3.5", "2**40", "tv.f16", "tv.i3",
                 "tv.layouts.local(2)", "x", "a", "True", "{}", "float('nan')", "1e300",
                 "BLOCK * 1000000"]  # fmt: skip
@@ -84,8 +106,8 @@ def mutants(source: str) -> list[str]:
     return out
 
 
-CASES = [(name, i, src) for name, base in (("elementwise", ELEMENTWISE), ("matrix", MATRIX))
-         for i, src in enumerate(mutants(base))]  # fmt: skip
+BASES = (("elementwise", ELEMENTWISE), ("matrix", MATRIX), ("scans_and_math", SCANS_AND_MATH))
+CASES = [(name, i, src) for name, base in BASES for i, src in enumerate(mutants(base))]
 _ON_CPU = {CASES[i][:2] for i in random.Random(0).sample(range(len(CASES)), 24)}  # a sample
 
 
@@ -96,7 +118,7 @@ def test_a_mutant_runs_or_raises_a_tilevm_error(name: str, index: int, source: s
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    shape = (256,) if name == "elementwise" else (16, 16)
+    shape = (16, 16) if name == "matrix" else (256,)
     for device in ("interp", "cpu") if (name, index) in _ON_CPU else ("interp",):
         x = np.random.default_rng(index).random(shape).astype(np.float32)
         out = np.full(shape, np.nan, np.float32)

@@ -141,8 +141,9 @@ class Builder:
         return self.instr("const", ScalarType(dtype), [self.literal(value, dtype)], name="c")
 
     # ----- typing helpers ---------------------------------------------------------------------
-    def unify(self, *values: Any, what: str) -> tuple[DataType, list[Operand]]:
-        """One dtype for all operands: the values' common dtype, literals adopt it."""
+    def require_values(self, *values: Any, what: str) -> None:
+        """Operands of arithmetic are tiles, scalars or numbers: a tensor or a shared tile is
+        refused here, at the line, rather than reaching an executor."""
         for v in values:
             if isinstance(v, Var) and not isinstance(v.type, (TileType, ScalarType)):
                 raise self.type_error(
@@ -152,6 +153,10 @@ class Builder:
                     hint="load it first: tv.load(t, offsets, shape) for a tensor, "
                     "tv.load_shared(s) for a shared tile",
                 )
+
+    def unify(self, *values: Any, what: str) -> tuple[DataType, list[Operand]]:
+        """One dtype for all operands: the values' common dtype, literals adopt it."""
+        self.require_values(*values, what=what)
         dtypes = {value_dtype(v) for v in values if isinstance(v, Var)}
         if len(dtypes) > 1:
             found = ", ".join(str(value_dtype(v)) for v in values if isinstance(v, Var))

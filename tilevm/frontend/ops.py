@@ -132,6 +132,7 @@ def unary(b: Builder, op: str, x: Any, approx: bool = False) -> Any:
     values fold exactly, as the CPU and the interpreter compute at run time)."""
     if not is_runtime(x):
         return _fold_unary(b, op, x)
+    b.require_values(x, what=f"tv.{op}")
     dtype = x.type.dtype
     if op in FLOAT_UNARY and not dtype.is_float:
         raise b.type_error(
@@ -201,6 +202,7 @@ def cast(b: Builder, x: Any, dtype: DataType) -> Any:
         )
     if not is_runtime(x):
         return x
+    b.require_values(x, what=f"a conversion to {dtype}")
     if x.type.dtype == dtype:
         return x
     shape = x.type.shape if isinstance(x.type, TileType) else None
