@@ -20,6 +20,7 @@ import numpy as np
 
 import tilevm.dtypes as dts
 from tilevm.dtypes import DataType
+from tilevm.frontend.builder import python_dtype
 from tilevm.frontend.scope import Guard, guards_hold
 from tilevm.runtime.arrays import extent_align, needs_wide_index, stride_align
 
@@ -267,7 +268,7 @@ WIDE_INT = "int past i32"
 def scalar_fact(value: int | float | bool) -> Any:
     """A plain number's part of a key: its type, and for an int whether it fits i32 (an ``int``
     or unannotated parameter is i64 where it does not: another specialization)."""
-    if type(value) is int and not -(2**31) <= value < 2**31:
+    if type(value) is int and python_dtype(value) != dts.i32:  # the full path's rule
         return WIDE_INT
     return type(value)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from tilevm import dtypes as dts
 from tilevm.dtypes import DataType
 from tilevm.errors import LaunchTypeError
+from tilevm.frontend.builder import python_dtype
 
 PYTHON_SCALARS = (int, float, bool)
 
@@ -24,10 +24,6 @@ _TAKES: dict[type, tuple[type, ...]] = {
     float: (int, float, np.integer, np.floating, bool, np.bool_),
     bool: (bool, np.bool_),
 }
-
-
-def fits_i32(value: Any) -> bool:
-    return -(2**31) <= int(value) < 2**31
 
 
 def python_scalar_dtype(name: str, annotation: type, value: Any) -> DataType:
@@ -48,8 +44,4 @@ def python_scalar_dtype(name: str, annotation: type, value: Any) -> DataType:
             hint=hint,
             code="scalar-type",
         )
-    if annotation is bool:
-        return dts.u1
-    if annotation is float:
-        return dts.f32
-    return dts.i32 if fits_i32(value) else dts.i64
+    return python_dtype(annotation(value))  # as an unannotated parameter of that value
