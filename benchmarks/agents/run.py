@@ -20,15 +20,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 import tilevm as tv
-from tilevm.harness.bench import run_bench
-from tilevm.harness.check import run_check
-from tilevm.harness.guards import Watch
-from tilevm.harness.problem import load
+from tilevm.harness.cli import run_problem as harness_run
 from tilevm.harness.report import Report
-from tilevm.harness.runner import describe
 
 PROBLEMS = pathlib.Path(__file__).resolve().parent / "problems"
 HEADER = ["problem", "category", "device", "shape", "correct", "tilevm", "torch eager", "speedup"]
@@ -61,25 +56,13 @@ def default_devices() -> list[str]:
 
 def run_problem(path: pathlib.Path, devices: list[str], args: argparse.Namespace) -> Result:
     """One problem through the harness, as ``python -m tilevm check|bench`` runs it."""
-    watch = Watch()  # before the module is imported, as the command line does
-    seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
-    command = "bench" if args.bench else "check"
-    try:
-        problem = load(str(path))
-    except Exception as exc:  # a broken module: reported, the others still run
-        report = Report(command, str(path), seed)
-        report.errors.append({"code": getattr(exc, "code", "problem-error"),
-                              "message": describe(exc)})  # fmt: skip
-        return Result(path.stem, "?", report)
-    chosen = [d for d in devices if problem.runs_on(d)]
-    if args.bench:
-        report = run_bench(problem, watch, chosen, seed, args.runs, args.warmup)
-    else:
-        report = run_check(problem, watch, chosen, seed, args.calls)
-    patched = watch.changed()
-    if patched:
-        report.errors.append({"code": "patched", "message": "replaced " + ", ".join(patched)})
-    return Result(path.stem, getattr(problem.module, "CATEGORY", "-"), report)
+    report, problem = harness_run(
+        "bench" if args.bench else "check", str(path),
+        lambda p: [d for d in devices if p.runs_on(d)], args.seed,
+        calls=args.calls, runs=args.runs, warmup=args.warmup,
+    )  # fmt: skip
+    category = getattr(problem.module, "CATEGORY", "-") if problem is not None else "?"
+    return Result(path.stem, category, report)
 
 
 def table(results: list[Result], bench: bool) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import tilevm as tv
 from tilevm.harness.bench import RUNS, WARMUP, run_bench
 from tilevm.harness.check import CALLS, run_check
 from tilevm.harness.guards import Watch
-from tilevm.harness.problem import load
+from tilevm.harness.problem import Problem, load
 from tilevm.harness.report import Report
 from tilevm.harness.runner import describe
 
@@ -44,31 +45,54 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def main_check(args: argparse.Namespace) -> int:
-    return _run(args, lambda p, w, d, s: run_check(p, w, d, s, max(1, args.calls)))
+    return _run(args, calls=max(1, args.calls))
 
 
 def main_bench(args: argparse.Namespace) -> int:
-    runs, warmup = max(1, args.runs), max(0, args.warmup)
-    return _run(args, lambda p, w, d, s: run_bench(p, w, d, s, runs, warmup))
+    return _run(args, runs=max(1, args.runs), warmup=max(0, args.warmup))
 
 
-def _run(args: argparse.Namespace, body: Any) -> int:
+def _run(args: argparse.Namespace, **counts: int) -> int:
+    report, problem = run_problem(
+        args.command, args.problem, lambda p: _devices(args, p), args.seed, args.solution, **counts
+    )
+    if problem is None:
+        return _emit(report, args.json, EXIT_UNUSABLE)
+    return _emit(report, args.json, EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def run_problem(
+    command: str,
+    path: str,
+    choose: Callable[[Problem], list[str]],
+    seed: int | None = None,
+    solution: str | None = None,
+    calls: int = CALLS,
+    runs: int = RUNS,
+    warmup: int = WARMUP,
+) -> tuple[Report, Problem | None]:
+    """``check`` or ``bench`` of one problem module on the devices ``choose`` picks for it:
+    the report, and the problem (None when it could not be loaded or its devices chosen: the
+    report's errors say why). A new seed unless one is given."""
     watch = Watch()  # before the problem is imported: its clocks and numpy's, as they were
-    seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
-    report = Report(args.command, args.problem, seed)
+    seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**32)
+    report = Report(command, path, seed)
     try:
-        problem = load(args.problem, args.solution)
-        devices = _devices(args, problem)
-    except Exception as exc:  # a broken module or a bad --device: nothing can be run
+        problem = load(path, solution)
+        devices = choose(problem)
+    except Exception as exc:  # a broken module or a bad device: nothing can be run
         report.errors.append({"code": getattr(exc, "code", "problem-error"),
                               "message": describe(exc)})  # fmt: skip
-        return _emit(report, args.json, EXIT_UNUSABLE)
+        return report, None
     patched = watch.changed()  # by importing the problem (each call is checked on its own)
-    report = body(problem, watch, devices, seed)
+    if command == "bench":
+        report = run_bench(problem, watch, devices, seed, runs, warmup)
+    else:
+        report = run_check(problem, watch, devices, seed, calls)
     if patched:
         message = "importing the problem replaced " + ", ".join(patched)
         report.errors.append({"code": "patched", "message": message})
-    return _emit(report, args.json, EXIT_OK if report.ok else EXIT_FAILED)
+    return report, problem
 
 
 def _devices(args: argparse.Namespace, problem: Any) -> list[str]:
@@ -93,4 +117,4 @@ def _emit(report: Report, as_json: bool, status: int) -> int:
     return status
 
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "run_problem"]
